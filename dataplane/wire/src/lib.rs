@@ -1,1 +1,8 @@
-//! placeholder
+//! lunar-wire: pure codecs for the protocols lunar speaks. No I/O, no unsafe, no state beyond
+//! one frame: `iscsi` (PDU headers, framing, text keys) and `scsi` (CDB decoding, sense data).
+//! Decoders check negotiated maximums before reserving memory.
+
+#![forbid(unsafe_code)]
+
+pub mod iscsi;
+pub mod scsi;
