@@ -38,7 +38,7 @@ struct Class {
 
 impl Class {
     fn new(count: usize, buf_bytes: usize) -> io::Result<Class> {
-        assert!(count > 0 && buf_bytes > 0 && buf_bytes % BUF_ALIGN_BYTES == 0);
+        assert!(count > 0 && buf_bytes > 0 && buf_bytes.is_multiple_of(BUF_ALIGN_BYTES));
         let map = MmapMut::map_anon(count * buf_bytes)?;
         Ok(Class {
             map,

@@ -11,5 +11,5 @@ pub mod ring;
 pub mod slab;
 
 pub use buffers::{BufClass, BufId, BufPool};
-pub use ring::{Completion, Ring};
+pub use ring::{Completion, Ring, SqFull};
 pub use slab::{OpSlab, UserData};

@@ -19,6 +19,10 @@ pub struct Completion {
     pub flags: u32,
 }
 
+/// The submission queue stayed full after a flush: park the work and retry later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqFull;
+
 pub struct Ring {
     ring: IoUring,
     pool: BufPool,
@@ -52,16 +56,16 @@ impl Ring {
     /// # Safety
     /// Every buffer and fd the entry refers to must stay valid (not moved, freed or closed)
     /// until its completion has been reaped.
-    pub unsafe fn push(&mut self, entry: &squeue::Entry) -> Result<(), ()> {
+    pub unsafe fn push(&mut self, entry: &squeue::Entry) -> Result<(), SqFull> {
         // SAFETY: forwarded from this function's contract.
         if unsafe { self.ring.submission().push(entry) }.is_ok() {
             return Ok(());
         }
         if self.ring.submit().is_err() {
-            return Err(());
+            return Err(SqFull);
         }
         // SAFETY: as above.
-        unsafe { self.ring.submission().push(entry) }.map_err(|_| ())
+        unsafe { self.ring.submission().push(entry) }.map_err(|_| SqFull)
     }
 
     /// Whether entries are queued but not yet submitted.
