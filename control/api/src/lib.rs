@@ -1,1 +1,60 @@
-//! placeholder
+//! lunar-api: the JSON-RPC 2.0 interface of `lunard`, shared by the daemon, `lunarctl` and any
+//! other client.
+//!
+//! One module per subsystem holds the parameter and result types of its methods
+//! (`<object>_<verb>`); [`rpc`] holds the envelope, the error codes and the framing bound, and
+//! [`client`] a small blocking client over the daemon's unix socket.
+//!
+//! Schema rules: parameters reject unknown fields (a typo is an error, not a silent default);
+//! results may grow new fields in later versions, so readers must ignore fields they do not
+//! know. [`API_VERSION`] changes only when an existing field changes meaning or disappears.
+
+pub mod client;
+pub mod daemon;
+pub mod device;
+pub mod rpc;
+pub mod stats;
+pub mod target;
+pub mod volume;
+
+pub use client::{Client, ClientError};
+pub use rpc::{code, RpcError, MAX_REQUEST_LINE_BYTES};
+
+/// Version of the method schemas in this crate (reported by `daemon_info`).
+pub const API_VERSION: u32 = 1;
+
+/// Method names, one constant per method.
+pub mod method {
+    pub const DEVICE_ADD: &str = "device_add";
+    pub const DEVICE_LIST: &str = "device_list";
+    pub const DEVICE_REMOVE: &str = "device_remove";
+    pub const VOLUME_CREATE: &str = "volume_create";
+    pub const VOLUME_LIST: &str = "volume_list";
+    pub const VOLUME_DELETE: &str = "volume_delete";
+    pub const TARGET_CREATE: &str = "target_create";
+    pub const TARGET_LIST: &str = "target_list";
+    pub const TARGET_DELETE: &str = "target_delete";
+    pub const STATS_GET: &str = "stats_get";
+    pub const DAEMON_INFO: &str = "daemon_info";
+
+    /// Every method the daemon serves.
+    pub const ALL: &[&str] = &[
+        DEVICE_ADD,
+        DEVICE_LIST,
+        DEVICE_REMOVE,
+        VOLUME_CREATE,
+        VOLUME_LIST,
+        VOLUME_DELETE,
+        TARGET_CREATE,
+        TARGET_LIST,
+        TARGET_DELETE,
+        STATS_GET,
+        DAEMON_INFO,
+    ];
+}
+
+/// Result of methods that return nothing but success (`device_remove`, `volume_delete`,
+/// `target_delete`), and the parameters of methods that take none (`device_list`, ...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
