@@ -68,6 +68,22 @@ impl Ring {
         unsafe { self.ring.submission().push(entry) }.map_err(|_| SqFull)
     }
 
+    /// Free submission-queue slots (after a submit, the whole queue).
+    pub fn sq_space(&mut self) -> usize {
+        let sq = self.ring.submission();
+        sq.capacity() - sq.len()
+    }
+
+    /// Make room for `n` entries, submitting what is queued if needed. False when the queue
+    /// cannot hold `n` entries now (the caller parks its work).
+    pub fn ensure_sq_space(&mut self, n: usize) -> bool {
+        if self.sq_space() >= n {
+            return true;
+        }
+        let _ = self.submit();
+        self.sq_space() >= n
+    }
+
     /// Whether entries are queued but not yet submitted.
     pub fn has_unsubmitted(&mut self) -> bool {
         !self.ring.submission().is_empty()
