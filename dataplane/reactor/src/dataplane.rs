@@ -1,8 +1,23 @@
-//! Contract of the data plane handle the control thread owns.
+//! The control thread's handle on the data plane: starts one pinned reactor per core, publishes
+//! table generations to all of them over their mailboxes and waits for "installed", tracks
+//! "drained" reports, drops released tables, and gathers statistics. Blocking waits happen here,
+//! on the control thread, never on a reactor.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use crate::mailbox::{FromReactor, Mailbox, ToReactor};
+use crate::net;
+use crate::reactor::Reactor;
 use crate::snapshot::Snapshot;
+use crate::stats::VolumeCounters;
+
+/// How long the control thread waits for every reactor to acknowledge a message.
+pub const REACTOR_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the control thread looks at the reactors' outboxes while waiting.
+const CONTROL_POLL_INTERVAL: Duration = Duration::from_micros(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PollMode {
@@ -30,6 +45,8 @@ pub enum StartError {
     },
     #[error("cannot set up io_uring: {0}")]
     Ring(std::io::Error),
+    #[error("no cores given to run reactors on")]
+    NoCores,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,30 +70,226 @@ pub struct VolumeStats {
     pub latency_us_max: u64,
 }
 
+struct ReactorHandle {
+    mailbox: Arc<Mailbox>,
+    thread: Option<JoinHandle<()>>,
+    installed: u64,
+    drained_below: u64,
+    stats: Option<Vec<VolumeCounters>>,
+    stopped: bool,
+}
+
 /// Handle to the running reactors.
 pub struct DataPlane {
-    _private: (),
+    reactors: Vec<ReactorHandle>,
+    generation: u64,
+    listen: SocketAddr,
+    /// The newest published table (for naming volumes in statistics).
+    current: Arc<Snapshot>,
 }
 
 impl DataPlane {
-    pub fn start(_config: DataPlaneConfig) -> Result<DataPlane, StartError> {
-        unimplemented!("contract only")
+    pub fn start(config: DataPlaneConfig) -> Result<DataPlane, StartError> {
+        if config.cores.is_empty() {
+            return Err(StartError::NoCores);
+        }
+        let first = net::listen(config.listen).map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let listen = net::local_addr(&first).map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let mut listeners = vec![first];
+        for _ in 1..config.cores.len() {
+            listeners.push(net::listen(listen).map_err(|source| StartError::Listen {
+                addr: listen,
+                source,
+            })?);
+        }
+        let initial = Arc::new(Snapshot::default());
+        let mut reactors = Vec::new();
+        for (index, (core, listener)) in config.cores.iter().zip(listeners).enumerate() {
+            let mailbox = Mailbox::new().map_err(StartError::Ring)?;
+            let reactor = Reactor::new(
+                index,
+                listener,
+                mailbox.clone(),
+                initial.clone(),
+                config.connection.clone(),
+                config.poll_mode,
+            )
+            .map_err(StartError::Ring)?;
+            let core = *core;
+            let thread = std::thread::Builder::new()
+                .name(format!("lunar-reactor-{index}"))
+                .spawn(move || {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        tracing::warn!(reactor = index, core, "could not pin reactor to its core");
+                    }
+                    reactor.run();
+                })
+                .map_err(StartError::Ring)?;
+            reactors.push(ReactorHandle {
+                mailbox,
+                thread: Some(thread),
+                installed: 0,
+                drained_below: 0,
+                stats: None,
+                stopped: false,
+            });
+        }
+        Ok(DataPlane {
+            reactors,
+            generation: 0,
+            listen,
+            current: initial,
+        })
     }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The newest published generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn send(&mut self, index: usize, mut message: ToReactor) -> Result<(), ()> {
+        let deadline = Instant::now() + REACTOR_ACK_TIMEOUT;
+        loop {
+            let mailbox = self.reactors[index].mailbox.clone();
+            match mailbox.to_reactor.try_send(message) {
+                Ok(()) => {
+                    mailbox.wake();
+                    return Ok(());
+                }
+                Err(back) => {
+                    message = back;
+                    if Instant::now() > deadline {
+                        return Err(());
+                    }
+                    mailbox.wake();
+                    self.drain_outboxes();
+                    std::thread::sleep(CONTROL_POLL_INTERVAL);
+                }
+            }
+        }
+    }
+
+    /// Take every message the reactors sent.
+    fn drain_outboxes(&mut self) {
+        for handle in &mut self.reactors {
+            while let Some(message) = handle.mailbox.from_reactor.try_recv() {
+                match message {
+                    FromReactor::Installed(generation) => {
+                        debug_assert!(generation > handle.installed, "generations only grow");
+                        handle.installed = handle.installed.max(generation);
+                    }
+                    FromReactor::Drained(below) => {
+                        handle.drained_below = handle.drained_below.max(below)
+                    }
+                    FromReactor::Release(snapshot) => drop(snapshot),
+                    FromReactor::Stats(stats) => handle.stats = Some(stats),
+                    FromReactor::Stopped => handle.stopped = true,
+                }
+            }
+        }
+    }
+
+    fn wait_for(&mut self, done: impl Fn(&ReactorHandle) -> bool) -> Result<(), usize> {
+        let deadline = Instant::now() + REACTOR_ACK_TIMEOUT;
+        loop {
+            self.drain_outboxes();
+            match self.reactors.iter().position(|h| !done(h)) {
+                None => return Ok(()),
+                Some(index) if Instant::now() > deadline => return Err(index),
+                Some(_) => std::thread::sleep(CONTROL_POLL_INTERVAL),
+            }
+        }
+    }
+
     /// Publish a new table to every reactor; returns once every reactor installed it (the
     /// returned generation). Older generations are released once every reactor drained them.
-    pub fn publish(&mut self, _snapshot: Snapshot) -> Result<u64, PublishError> {
-        unimplemented!("contract only")
+    pub fn publish(&mut self, mut snapshot: Snapshot) -> Result<u64, PublishError> {
+        self.generation += 1;
+        let generation = self.generation;
+        snapshot.generation = generation;
+        let snapshot = Arc::new(snapshot);
+        self.current = snapshot.clone();
+        for index in 0..self.reactors.len() {
+            self.send(index, ToReactor::Install(snapshot.clone()))
+                .map_err(|()| PublishError::NotAcknowledged(index, generation))?;
+        }
+        drop(snapshot);
+        self.wait_for(|h| h.installed >= generation)
+            .map_err(|index| PublishError::NotAcknowledged(index, generation))?;
+        Ok(generation)
     }
+
     /// Returns once no in-flight command on any reactor still uses a generation older than
     /// `generation`.
-    pub fn wait_drained(&mut self, _generation: u64) -> Result<(), PublishError> {
-        unimplemented!("contract only")
+    pub fn wait_drained(&mut self, generation: u64) -> Result<(), PublishError> {
+        self.wait_for(|h| h.drained_below >= generation)
+            .map_err(|index| PublishError::NotAcknowledged(index, generation))
     }
+
+    /// Per-volume statistics of the volumes in the newest table, summed over reactors.
     pub fn stats(&mut self) -> Vec<VolumeStats> {
-        Vec::new()
+        for handle in &mut self.reactors {
+            handle.stats = None;
+        }
+        for index in 0..self.reactors.len() {
+            let _ = self.send(index, ToReactor::StatsRequest);
+        }
+        let _ = self.wait_for(|h| h.stats.is_some());
+        let mut merged: Vec<VolumeCounters> = Vec::new();
+        for handle in &mut self.reactors {
+            for counters in handle.stats.take().unwrap_or_default() {
+                match merged.iter_mut().find(|m| m.uid == counters.uid) {
+                    Some(m) => m.merge(&counters),
+                    None => merged.push(counters),
+                }
+            }
+        }
+        self.current
+            .volumes
+            .iter()
+            .map(|v| {
+                let mut stats = VolumeStats {
+                    name: v.name.clone(),
+                    ..VolumeStats::default()
+                };
+                if let Some(c) = merged.iter().find(|c| c.uid == v.uid) {
+                    let q = |p: f64| c.latency_us.value_at_quantile(p);
+                    stats.read_ops = c.read_ops;
+                    stats.write_ops = c.write_ops;
+                    stats.read_bytes = c.read_bytes;
+                    stats.write_bytes = c.write_bytes;
+                    stats.latency_us_p50 = q(0.50);
+                    stats.latency_us_p90 = q(0.90);
+                    stats.latency_us_p99 = q(0.99);
+                    stats.latency_us_p999 = q(0.999);
+                    stats.latency_us_max = c.latency_us.max();
+                }
+                stats
+            })
+            .collect()
     }
-    pub fn listen_addr(&self) -> SocketAddr {
-        unimplemented!("contract only")
+
+    /// Stop every reactor (closing their connections) and join the threads.
+    pub fn shutdown(mut self) {
+        for index in 0..self.reactors.len() {
+            let _ = self.send(index, ToReactor::Shutdown);
+        }
+        let _ = self.wait_for(|h| h.stopped);
+        for handle in &mut self.reactors {
+            if let Some(thread) = handle.thread.take() {
+                let _ = thread.join();
+            }
+        }
+        self.drain_outboxes();
     }
-    pub fn shutdown(self) {}
 }

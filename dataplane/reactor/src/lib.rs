@@ -1,12 +1,21 @@
 //! lunar-reactor: the per-core data plane. It wires the layers together: sockets and backend
 //! files on each reactor's own io_uring, the iSCSI connection state machines, the SCSI device
 //! model and the volume planner, and the SPSC mailboxes that carry table generations from the
-//! control thread.
+//! control thread. The only crate besides `lunar-uring` with unsafe code: socket set-up,
+//! eventfds, and the buffers lent to in-flight io_uring operations.
 
 pub mod backend;
+mod command;
+mod conn;
 pub mod dataplane;
+mod mailbox;
+mod net;
+mod reactor;
 pub mod snapshot;
+mod stats;
+mod tables;
 
 pub use backend::{BackendError, BackendFile, BackendKind};
 pub use dataplane::{DataPlane, DataPlaneConfig, PollMode, PublishError, StartError, VolumeStats};
 pub use snapshot::{LunEntry, Snapshot, TargetEntry, VolumeEntry};
+pub use tables::MAX_TRANSFER_BYTES;

@@ -1,0 +1,388 @@
+//! The reactor's side of a connection: the socket, its receive and send buffers, the iSCSI
+//! state machine it feeds, and the lifecycle (accept → serve → flush → shutdown → close).
+//! A connection is freed only when no socket operation and no command still refers to it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use io_uring::{opcode, types};
+use lunar_iscsi::{Action, CloseReason, Connection, TargetCatalog};
+use lunar_scsi::NexusState;
+use lunar_uring::UserData;
+
+use crate::net;
+use crate::reactor::{Op, Reactor};
+use crate::tables::InstalledTable;
+
+/// Bytes one receive may bring in.
+pub const RECV_BUFFER_BYTES: usize = 64 * 1024;
+/// How long a closing connection may take to flush what it still has to send.
+pub const CLOSE_LINGER_MS: u64 = 2_000;
+
+pub struct Conn {
+    fd: Option<OwnedFd>,
+    pub(crate) iscsi: Connection,
+    peer: Option<SocketAddr>,
+    /// `ip:port,tpgt` of the portal this connection arrived on (for SendTargets).
+    portal: String,
+    recv_buf: Box<[u8]>,
+    recv_armed: bool,
+    /// Bytes taken from the state machine and being sent; stable while a send is armed.
+    send_staging: Vec<u8>,
+    send_done: usize,
+    send_armed: bool,
+    /// Commands issued by this connection that have not completed.
+    pub(crate) commands: u32,
+    closing_since_ms: Option<u64>,
+    shutdown_sent: bool,
+    pub(crate) target: Option<String>,
+    pub(crate) nexus: HashMap<u64, NexusState>,
+}
+
+impl Conn {
+    fn raw_fd(&self) -> i32 {
+        self.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1)
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing_since_ms.is_some()
+    }
+
+    fn has_unsent(&self) -> bool {
+        self.send_done < self.send_staging.len() || !self.iscsi.send_buf().is_empty()
+    }
+}
+
+/// Target lookups for the iSCSI state machine over one table generation.
+struct CatalogView<'a> {
+    table: &'a InstalledTable,
+    portal: &'a str,
+}
+
+impl TargetCatalog for CatalogView<'_> {
+    fn target_exists(&self, iqn: &str) -> bool {
+        self.table.target_index(iqn).is_some()
+    }
+
+    fn send_targets(&self, only: Option<&str>) -> Vec<(String, Vec<String>)> {
+        self.table
+            .targets
+            .iter()
+            .filter(|t| only.is_none_or(|iqn| t.iqn == iqn))
+            .map(|t| (t.iqn.clone(), vec![self.portal.to_string()]))
+            .collect()
+    }
+}
+
+fn portal_string(addr: SocketAddr, tpgt: u16) -> String {
+    match addr {
+        SocketAddr::V4(v4) => format!("{}:{},{}", v4.ip(), v4.port(), tpgt),
+        SocketAddr::V6(v6) => format!("[{}]:{},{}", v6.ip(), v6.port(), tpgt),
+    }
+}
+
+impl Reactor {
+    pub(crate) fn on_accept(&mut self, result: i32) {
+        if result < 0 {
+            if result != -libc::ECANCELED {
+                tracing::warn!(
+                    reactor = self.id,
+                    "accept failed: {}",
+                    std::io::Error::from_raw_os_error(-result)
+                );
+            }
+            return;
+        }
+        // SAFETY: a successful accept returns a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(result) };
+        if self.shutting_down {
+            return;
+        }
+        let _ = net::set_nodelay(fd.as_raw_fd());
+        let local = net::local_addr(&fd).ok();
+        let peer = peer_addr(&fd);
+        let portal = local
+            .map(|a| portal_string(a, self.conn_config.portal_group_tag))
+            .unwrap_or_default();
+        let conn = Conn {
+            fd: Some(fd),
+            iscsi: Connection::new(self.conn_config.clone(), self.now_ms()),
+            peer,
+            portal,
+            recv_buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
+            recv_armed: false,
+            send_staging: Vec::new(),
+            send_done: 0,
+            send_armed: false,
+            commands: 0,
+            closing_since_ms: None,
+            shutdown_sent: false,
+            target: None,
+            nexus: HashMap::new(),
+        };
+        match self.conns.insert(conn) {
+            Ok(id) => {
+                tracing::debug!(reactor = self.id, peer = ?peer, "connection accepted");
+                self.pump(id);
+            }
+            Err(_) => {
+                tracing::warn!(
+                    reactor = self.id,
+                    peer = ?peer,
+                    "connection refused: this reactor already serves its maximum of connections"
+                );
+            }
+        }
+    }
+
+    pub(crate) fn on_recv(&mut self, id: UserData, result: i32) {
+        let now = self.now_ms();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.recv_armed = false;
+        if conn.is_closing() {
+            self.pump(id);
+            return;
+        }
+        if result <= 0 {
+            if result == -libc::EAGAIN || result == -libc::EINTR || result == -libc::ENOBUFS {
+                self.pump(id);
+                return;
+            }
+            let reason = if result == 0 {
+                CloseReason::PeerClosed
+            } else {
+                CloseReason::ProtocolError(format!(
+                    "receive failed: {}",
+                    std::io::Error::from_raw_os_error(-result)
+                ))
+            };
+            self.begin_close(id, reason, true);
+            return;
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        {
+            let table = self.tables.current();
+            let conn = self.conns.get_mut(id).expect("checked above");
+            let catalog = CatalogView {
+                table,
+                portal: &conn.portal,
+            };
+            conn.iscsi.on_recv(
+                &conn.recv_buf[..result as usize],
+                &catalog,
+                now,
+                &mut actions,
+            );
+        }
+        self.apply_actions(id, &mut actions);
+        self.actions = actions;
+        self.pump(id);
+    }
+
+    pub(crate) fn on_send(&mut self, id: UserData, result: i32) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.send_armed = false;
+        if result < 0 {
+            if result == -libc::EAGAIN || result == -libc::EINTR {
+                self.pump(id);
+                return;
+            }
+            let reason = CloseReason::ProtocolError(format!(
+                "send failed: {}",
+                std::io::Error::from_raw_os_error(-result)
+            ));
+            self.begin_close(id, reason, true);
+            return;
+        }
+        conn.send_done += result as usize;
+        self.pump(id);
+    }
+
+    pub(crate) fn tick_connection(&mut self, id: UserData, now: u64) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if let Some(since) = conn.closing_since_ms {
+            if now.saturating_sub(since) > CLOSE_LINGER_MS && !conn.shutdown_sent {
+                self.shutdown_socket(id);
+            }
+            self.pump(id);
+            return;
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        conn.iscsi.on_tick(now, &mut actions);
+        self.apply_actions(id, &mut actions);
+        self.actions = actions;
+        self.pump(id);
+    }
+
+    /// Carry out what the state machine asked for.
+    pub(crate) fn apply_actions(&mut self, id: UserData, actions: &mut Vec<Action>) {
+        for action in actions.drain(..) {
+            match action {
+                Action::Execute(command) => self.execute(id, command),
+                Action::LoggedIn {
+                    kind,
+                    initiator,
+                    target,
+                } => {
+                    let peer = self.conns.get(id).and_then(|c| c.peer);
+                    tracing::info!(
+                        reactor = self.id,
+                        peer = ?peer,
+                        ?kind,
+                        initiator = %initiator,
+                        target = target.as_deref().unwrap_or("-"),
+                        "login complete"
+                    );
+                    if let Some(conn) = self.conns.get_mut(id) {
+                        conn.target = target;
+                    }
+                }
+                Action::Close(reason) => self.begin_close(id, reason, false),
+            }
+        }
+    }
+
+    /// Start closing: stop reading, flush what is queued (unless `now`), then shut the socket
+    /// down and close it once nothing refers to it.
+    pub(crate) fn begin_close(&mut self, id: UserData, reason: CloseReason, now: bool) {
+        let now_ms = self.now_ms();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.closing_since_ms.is_none() {
+            conn.closing_since_ms = Some(now_ms);
+            let peer = conn.peer;
+            match &reason {
+                CloseReason::Logout | CloseReason::PeerClosed => {
+                    tracing::debug!(reactor = self.id, peer = ?peer, ?reason, "connection closing")
+                }
+                _ => {
+                    tracing::warn!(reactor = self.id, peer = ?peer, ?reason, "dropping connection")
+                }
+            }
+        }
+        if now {
+            self.shutdown_socket(id);
+        }
+        self.pump(id);
+    }
+
+    fn shutdown_socket(&mut self, id: UserData) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.shutdown_sent {
+            return;
+        }
+        conn.shutdown_sent = true;
+        let fd = conn.raw_fd();
+        let entry = opcode::Shutdown::new(types::Fd(fd), libc::SHUT_RDWR).build();
+        // SAFETY: the fd stays open until the connection is freed, which waits for every
+        // socket operation including this one's peers; shutdown itself uses no buffer.
+        if !unsafe { self.push_op(entry, Op::Ignore) } {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.shutdown_sent = false;
+            }
+            self.starved_conns.push(id);
+        }
+    }
+
+    /// Move the connection forward: send what is queued, keep a receive armed, finish closing.
+    pub(crate) fn pump(&mut self, id: UserData) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !conn.send_armed && !conn.shutdown_sent {
+            if conn.send_done == conn.send_staging.len() {
+                conn.send_staging.clear();
+                conn.send_done = 0;
+                let pending = conn.iscsi.send_buf();
+                if !pending.is_empty() {
+                    let n = pending.len();
+                    conn.send_staging.extend_from_slice(pending);
+                    conn.iscsi.consume_sent(n);
+                }
+            }
+            if conn.send_done < conn.send_staging.len() {
+                let fd = conn.raw_fd();
+                let rest = &conn.send_staging[conn.send_done..];
+                let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build();
+                // SAFETY: `send_staging` is not touched while `send_armed` is set, and the
+                // connection (and its fd) lives until no socket operation is armed.
+                if unsafe { self.push_op(entry, Op::Send(id)) } {
+                    self.conns.get_mut(id).expect("live").send_armed = true;
+                } else {
+                    self.starved_conns.push(id);
+                }
+            }
+        }
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !conn.recv_armed && !conn.is_closing() && conn.iscsi.wants_recv() {
+            let fd = conn.raw_fd();
+            let entry = opcode::Recv::new(
+                types::Fd(fd),
+                conn.recv_buf.as_mut_ptr(),
+                conn.recv_buf.len() as u32,
+            )
+            .build();
+            // SAFETY: `recv_buf` is boxed, owned by the connection, and not read while
+            // `recv_armed` is set; the connection lives until no socket operation is armed.
+            if unsafe { self.push_op(entry, Op::Recv(id)) } {
+                self.conns.get_mut(id).expect("live").recv_armed = true;
+            } else {
+                self.starved_conns.push(id);
+            }
+        }
+        self.finish_close_if_idle(id);
+    }
+
+    fn finish_close_if_idle(&mut self, id: UserData) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !conn.is_closing() {
+            return;
+        }
+        if !conn.shutdown_sent && !conn.has_unsent() {
+            self.shutdown_socket(id);
+            return;
+        }
+        let conn = self.conns.get_mut(id).expect("live");
+        // An armed receive completes with 0 once the shutdown lands.
+        if conn.recv_armed || conn.send_armed || conn.commands > 0 || !conn.shutdown_sent {
+            return;
+        }
+        let Some(mut conn) = self.conns.remove(id) else {
+            return;
+        };
+        if let Some(fd) = conn.fd.take() {
+            let raw = fd.into_raw_fd();
+            let entry = opcode::Close::new(types::Fd(raw)).build();
+            // SAFETY: ownership of `raw` moves to the close operation; nothing else uses it.
+            if !unsafe { self.push_op(entry, Op::Ignore) } {
+                // SAFETY: the close could not be queued; we still own `raw`, drop closes it.
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+        tracing::debug!(reactor = self.id, peer = ?conn.peer, "connection closed");
+    }
+}
+
+fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {
+    let stream = std::mem::ManuallyDrop::new(
+        // SAFETY: borrowed view of a live descriptor; ManuallyDrop keeps it from being closed.
+        unsafe { std::net::TcpStream::from_raw_fd(fd.as_raw_fd()) },
+    );
+    stream.peer_addr().ok()
+}

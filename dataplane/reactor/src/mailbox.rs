@@ -1,0 +1,119 @@
+//! The control thread ↔ reactor mailboxes: one bounded lock-free ring in each direction per
+//! reactor (each used by exactly one producer and one consumer), and an eventfd the control
+//! thread writes to wake a reactor sleeping in io_uring_enter. A full ring hands the message back
+//! (`try_send`), so neither side ever blocks on the other.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::snapshot::Snapshot;
+use crate::stats::VolumeCounters;
+
+/// Messages a reactor can hold queued from the control thread.
+pub const TO_REACTOR_RING_CAPACITY: usize = 64;
+/// Messages the control thread can hold queued from one reactor.
+pub const FROM_REACTOR_RING_CAPACITY: usize = 256;
+
+/// Control thread → reactor.
+#[derive(Debug)]
+pub enum ToReactor {
+    /// Install this table generation between commands.
+    Install(Arc<Snapshot>),
+    /// Send back the per-volume counters.
+    StatsRequest,
+    /// Close every connection and exit once in-flight I/O finished.
+    Shutdown,
+}
+
+/// Reactor → control thread.
+#[derive(Debug)]
+pub enum FromReactor {
+    /// Generation `n` is now the one new commands are planned against.
+    Installed(u64),
+    /// No in-flight command is pinned to a generation older than `n`.
+    Drained(u64),
+    /// A table no reactor command uses any more; dropped by the control thread so the data
+    /// path never frees it.
+    Release(Arc<Snapshot>),
+    Stats(Vec<VolumeCounters>),
+    /// The reactor left its loop.
+    Stopped,
+}
+
+/// One direction of a mailbox.
+pub struct Ring<T> {
+    queue: ArrayQueue<T>,
+}
+
+impl<T> Ring<T> {
+    pub fn new(capacity: usize) -> Self {
+        Ring {
+            queue: ArrayQueue::new(capacity),
+        }
+    }
+    /// Push, or hand the message back when the ring is full.
+    pub fn try_send(&self, message: T) -> Result<(), T> {
+        self.queue.push(message)
+    }
+    pub fn try_recv(&self) -> Option<T> {
+        self.queue.pop()
+    }
+}
+
+/// Everything shared between the control thread and one reactor.
+pub struct Mailbox {
+    pub to_reactor: Ring<ToReactor>,
+    pub from_reactor: Ring<FromReactor>,
+    waker: OwnedFd,
+}
+
+impl Mailbox {
+    pub fn new() -> std::io::Result<Arc<Mailbox>> {
+        // SAFETY: eventfd has no memory-safety preconditions; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Arc::new(Mailbox {
+            to_reactor: Ring::new(TO_REACTOR_RING_CAPACITY),
+            from_reactor: Ring::new(FROM_REACTOR_RING_CAPACITY),
+            // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+            waker: unsafe { OwnedFd::from_raw_fd(fd) },
+        }))
+    }
+
+    /// The eventfd the reactor keeps a read armed on.
+    pub fn waker_fd(&self) -> RawFd {
+        self.waker.as_raw_fd()
+    }
+
+    /// Wake the reactor if it sleeps (control thread side).
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; a failure (counter
+        // overflow, impossible in practice) only means the reactor is already awake.
+        let _ = unsafe {
+            libc::write(
+                self.waker.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_ring_hands_the_message_back() {
+        let ring = Ring::new(1);
+        ring.try_send(1u32).unwrap();
+        assert_eq!(ring.try_send(2), Err(2));
+        assert_eq!(ring.try_recv(), Some(1));
+        assert_eq!(ring.try_recv(), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! One reactor: a thread pinned to a core that owns an io_uring, its listener, its connections
+//! and the commands they issue. The loop, in this order each turn:
+//!
+//! 1. mailbox — install new table generations, answer stats requests, shutdown;
+//! 2. reap — a bounded batch of completions, each dispatched by its [`Op`];
+//! 3. connections — timers (keep-alive, close linger) every tick, parked commands retried;
+//! 4. generations — retire old tables nothing pins, report "drained";
+//! 5. submit — one io_uring_enter for everything queued this turn;
+//! 6. spin or park — busy mode loops at once; adaptive mode spins a while, then sleeps in
+//!    io_uring_enter until a completion, the mailbox eventfd or the tick timeout wakes it.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, types};
+use lunar_iscsi::{Action, ConnConfig};
+use lunar_uring::{BufPool, Completion, OpSlab, Ring, UserData};
+use lunar_volume::Extent;
+
+use crate::command::{Cmd, Piece};
+use crate::conn::Conn;
+use crate::dataplane::PollMode;
+use crate::mailbox::{FromReactor, Mailbox, ToReactor};
+use crate::snapshot::Snapshot;
+use crate::stats::ReactorStats;
+use crate::tables::{Tables, MAX_TRANSFER_BYTES};
+
+/// Submission queue entries per ring.
+pub const RING_ENTRIES: u32 = 1024;
+/// Operations (socket and backend) in flight per reactor.
+pub const OPS_IN_FLIGHT_MAX: usize = 8192;
+/// Connections one reactor serves.
+pub const CONNECTIONS_PER_REACTOR_MAX: usize = 1024;
+/// SCSI commands in flight per reactor.
+pub const COMMANDS_IN_FLIGHT_MAX: usize = 4096;
+/// Completions handled per loop turn before looking at the mailbox again.
+pub const REAP_BATCH: usize = 256;
+/// Small I/O buffers (64 KiB each) and large ones (`MAX_TRANSFER_BYTES` each) per reactor.
+pub const SMALL_BUFFERS: usize = 256;
+pub const SMALL_BUFFER_BYTES: usize = 64 * 1024;
+pub const LARGE_BUFFERS: usize = 32;
+/// Timer resolution for keep-alive and linger checks.
+pub const TICK_MS: u64 = 100;
+/// Idle loop turns an adaptive reactor spins before sleeping.
+pub const ADAPTIVE_SPIN_TURNS: u32 = 2_000;
+
+/// What a submitted entry was for.
+#[derive(Debug)]
+pub enum Op {
+    Accept,
+    Wake,
+    Recv(UserData),
+    Send(UserData),
+    /// Fire-and-forget (socket shutdown, close); the result is ignored.
+    Ignore,
+    Backend {
+        cmd: UserData,
+        piece: Piece,
+    },
+}
+
+pub struct Reactor {
+    pub(crate) id: usize,
+    pub(crate) ring: Ring,
+    pub(crate) ops: OpSlab<Op>,
+    pub(crate) conns: OpSlab<Conn>,
+    pub(crate) cmds: OpSlab<Cmd>,
+    pub(crate) tables: Tables,
+    pub(crate) mailbox: Arc<Mailbox>,
+    listener: OwnedFd,
+    accept_armed: bool,
+    wake_buf: Box<[u8; 8]>,
+    wake_armed: bool,
+    pub(crate) conn_config: ConnConfig,
+    poll_mode: PollMode,
+    started: Instant,
+    pub(crate) stats: ReactorStats,
+    /// Commands waiting for a buffer or submission-queue space, retried each turn.
+    pub(crate) parked: VecDeque<UserData>,
+    /// Connections whose send or receive could not be queued, retried each turn.
+    pub(crate) starved_conns: Vec<UserData>,
+    pub(crate) actions: Vec<Action>,
+    pub(crate) extents: Vec<Extent>,
+    pub(crate) pieces: Vec<Piece>,
+    completions: Vec<Completion>,
+    released: Vec<Arc<Snapshot>>,
+    outbox_backlog: VecDeque<FromReactor>,
+    pub(crate) shutting_down: bool,
+    last_tick_ms: u64,
+}
+
+impl Reactor {
+    pub fn new(
+        id: usize,
+        listener: OwnedFd,
+        mailbox: Arc<Mailbox>,
+        initial: Arc<Snapshot>,
+        conn_config: ConnConfig,
+        poll_mode: PollMode,
+    ) -> std::io::Result<Reactor> {
+        let pool = BufPool::new(
+            SMALL_BUFFERS,
+            SMALL_BUFFER_BYTES,
+            LARGE_BUFFERS,
+            MAX_TRANSFER_BYTES as usize,
+        )?;
+        Ok(Reactor {
+            id,
+            ring: Ring::new(RING_ENTRIES, pool)?,
+            ops: OpSlab::with_capacity(OPS_IN_FLIGHT_MAX),
+            conns: OpSlab::with_capacity(CONNECTIONS_PER_REACTOR_MAX),
+            cmds: OpSlab::with_capacity(COMMANDS_IN_FLIGHT_MAX),
+            tables: Tables::new(initial),
+            mailbox,
+            listener,
+            accept_armed: false,
+            wake_buf: Box::new([0; 8]),
+            wake_armed: false,
+            conn_config,
+            poll_mode,
+            started: Instant::now(),
+            stats: ReactorStats::default(),
+            parked: VecDeque::new(),
+            starved_conns: Vec::new(),
+            actions: Vec::new(),
+            extents: Vec::new(),
+            pieces: Vec::new(),
+            completions: Vec::with_capacity(REAP_BATCH),
+            released: Vec::new(),
+            outbox_backlog: VecDeque::new(),
+            shutting_down: false,
+            last_tick_ms: 0,
+        })
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Queue an entry tracked by `op`. Returns false (with nothing queued) when the op table or
+    /// the submission queue is full; the caller parks its work.
+    ///
+    /// # Safety
+    /// Buffers and fds in `entry` must stay valid until the completion is reaped.
+    pub(crate) unsafe fn push_op(&mut self, entry: io_uring::squeue::Entry, op: Op) -> bool {
+        let Ok(id) = self.ops.insert(op) else {
+            return false;
+        };
+        let entry = entry.user_data(id.0);
+        // SAFETY: forwarded from this function's contract.
+        if unsafe { self.ring.push(&entry) }.is_err() {
+            self.ops.remove(id);
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn send_to_control(&mut self, message: FromReactor) {
+        if let Err(message) = self.mailbox.from_reactor.try_send(message) {
+            self.outbox_backlog.push_back(message);
+        }
+    }
+
+    fn flush_outbox_backlog(&mut self) {
+        while let Some(message) = self.outbox_backlog.pop_front() {
+            if let Err(message) = self.mailbox.from_reactor.try_send(message) {
+                self.outbox_backlog.push_front(message);
+                break;
+            }
+        }
+    }
+
+    fn arm_accept(&mut self) {
+        if self.accept_armed || self.shutting_down {
+            return;
+        }
+        let entry = opcode::Accept::new(
+            types::Fd(self.listener.as_raw_fd()),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+        .flags(libc::SOCK_CLOEXEC)
+        .build();
+        // SAFETY: the listener fd lives as long as the reactor; no buffers are involved.
+        self.accept_armed = unsafe { self.push_op(entry, Op::Accept) };
+    }
+
+    fn arm_wake(&mut self) {
+        if self.wake_armed {
+            return;
+        }
+        let fd: RawFd = self.mailbox.waker_fd();
+        let ptr = self.wake_buf.as_mut_ptr();
+        let entry = opcode::Read::new(types::Fd(fd), ptr, 8).build();
+        // SAFETY: `wake_buf` is boxed and owned by the reactor, which outlives the ring's
+        // operations; the eventfd is kept open by the mailbox the reactor holds.
+        self.wake_armed = unsafe { self.push_op(entry, Op::Wake) };
+    }
+
+    /// Run until shut down.
+    pub fn run(mut self) {
+        tracing::info!(reactor = self.id, "reactor started");
+        let mut idle_turns: u32 = 0;
+        let shutdown_deadline_ms = u64::MAX;
+        let mut shutdown_deadline = shutdown_deadline_ms;
+        loop {
+            let mut worked = self.poll_mailbox();
+            if self.shutting_down && shutdown_deadline == u64::MAX {
+                shutdown_deadline = self.now_ms() + 5_000;
+            }
+            self.arm_accept();
+            self.arm_wake();
+            worked |= self.reap_and_dispatch();
+            self.service_connections();
+            self.retire_tables();
+            self.flush_outbox_backlog();
+            if self.shutting_down
+                && ((self.conns.is_empty() && self.cmds.is_empty())
+                    || self.now_ms() > shutdown_deadline)
+            {
+                break;
+            }
+            if let Err(e) = self.ring.submit() {
+                tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
+            }
+            if worked {
+                idle_turns = 0;
+                continue;
+            }
+            idle_turns = idle_turns.saturating_add(1);
+            if self.poll_mode == PollMode::Adaptive && idle_turns > ADAPTIVE_SPIN_TURNS {
+                if let Err(e) = self.ring.submit_and_wait(Duration::from_millis(TICK_MS)) {
+                    tracing::error!(reactor = self.id, "io_uring wait failed: {e}");
+                }
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.send_to_control(FromReactor::Stopped);
+        self.flush_outbox_backlog();
+        tracing::info!(reactor = self.id, "reactor stopped");
+    }
+
+    fn poll_mailbox(&mut self) -> bool {
+        let mut worked = false;
+        while let Some(message) = self.mailbox.to_reactor.try_recv() {
+            worked = true;
+            match message {
+                ToReactor::Install(snapshot) => {
+                    let generation = snapshot.generation;
+                    if self.tables.install(snapshot) {
+                        self.send_to_control(FromReactor::Installed(generation));
+                    } else {
+                        tracing::error!(
+                            reactor = self.id,
+                            generation,
+                            current = self.tables.current_generation(),
+                            "ignored a table generation that is not newer than the current one"
+                        );
+                    }
+                }
+                ToReactor::StatsRequest => {
+                    let stats = self.stats.snapshot();
+                    self.send_to_control(FromReactor::Stats(stats));
+                }
+                ToReactor::Shutdown => {
+                    self.shutting_down = true;
+                    for id in self.conns.ids() {
+                        self.begin_close(id, lunar_iscsi::CloseReason::PeerClosed, true);
+                    }
+                }
+            }
+        }
+        worked
+    }
+
+    fn reap_and_dispatch(&mut self) -> bool {
+        let mut completions = std::mem::take(&mut self.completions);
+        completions.clear();
+        let n = self.ring.reap(&mut completions, REAP_BATCH);
+        for completion in completions.drain(..) {
+            let Some(op) = self.ops.remove(completion.user_data) else {
+                continue;
+            };
+            match op {
+                Op::Accept => {
+                    self.accept_armed = false;
+                    self.on_accept(completion.result);
+                }
+                Op::Wake => self.wake_armed = false,
+                Op::Recv(conn) => self.on_recv(conn, completion.result),
+                Op::Send(conn) => self.on_send(conn, completion.result),
+                Op::Ignore => {}
+                Op::Backend { cmd, piece } => self.on_backend(cmd, piece, completion.result),
+            }
+        }
+        self.completions = completions;
+        n > 0
+    }
+
+    fn service_connections(&mut self) {
+        let starved = std::mem::take(&mut self.starved_conns);
+        for id in starved {
+            self.pump(id);
+        }
+        let parked = self.parked.len();
+        for _ in 0..parked {
+            let Some(cmd) = self.parked.pop_front() else {
+                break;
+            };
+            self.start_chunk(cmd);
+        }
+        let now = self.now_ms();
+        if now.saturating_sub(self.last_tick_ms) >= TICK_MS {
+            self.last_tick_ms = now;
+            for id in self.conns.ids() {
+                self.tick_connection(id, now);
+            }
+        }
+    }
+
+    fn retire_tables(&mut self) {
+        if let Some(drained_below) = self.tables.retire(&mut self.released) {
+            let released = std::mem::take(&mut self.released);
+            for snapshot in released {
+                self.send_to_control(FromReactor::Release(snapshot));
+            }
+            self.send_to_control(FromReactor::Drained(drained_below));
+        }
+    }
+}
