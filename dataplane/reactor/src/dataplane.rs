@@ -112,25 +112,45 @@ impl DataPlane {
         let mut reactors = Vec::new();
         for (index, (core, listener)) in config.cores.iter().zip(listeners).enumerate() {
             let mailbox = Mailbox::new().map_err(StartError::Ring)?;
-            let reactor = Reactor::new(
-                index,
-                listener,
-                mailbox.clone(),
-                initial.clone(),
-                config.connection.clone(),
-                config.poll_mode,
-            )
-            .map_err(StartError::Ring)?;
             let core = *core;
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let thread_mailbox = mailbox.clone();
+            let thread_initial = initial.clone();
+            let connection = config.connection.clone();
+            let poll_mode = config.poll_mode;
+            // The ring is created on the reactor's own thread: it is its only submitter.
             let thread = std::thread::Builder::new()
                 .name(format!("lunar-reactor-{index}"))
                 .spawn(move || {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                         tracing::warn!(reactor = index, core, "could not pin reactor to its core");
                     }
-                    reactor.run();
+                    let reactor = Reactor::new(
+                        index,
+                        listener,
+                        thread_mailbox,
+                        thread_initial,
+                        connection,
+                        poll_mode,
+                    );
+                    match reactor {
+                        Ok(reactor) => {
+                            let _ = ready_tx.send(Ok(()));
+                            reactor.run();
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
                 })
                 .map_err(StartError::Ring)?;
+            let ready = ready_rx
+                .recv()
+                .unwrap_or_else(|_| Err(std::io::Error::other("reactor thread exited")));
+            if let Err(e) = ready {
+                let _ = thread.join();
+                return Err(StartError::Ring(e));
+            }
             reactors.push(ReactorHandle {
                 mailbox,
                 thread: Some(thread),
