@@ -1,1 +1,30 @@
-//! placeholder
+//! lunar-tests: the system test harness. It runs the real `lunard` and `lunarctl` binaries and
+//! real clients (libiscsi's tools, and a small iSCSI initiator of its own for data tests)
+//! against volumes on sparse files and loop devices.
+//!
+//! - [`paths`]: where the built binaries are (`LUNARD_BIN` / `LUNARCTL_BIN` override).
+//! - [`daemon`]: start lunard, wait for its ready line, stop it or `kill -9` it; its stderr ends
+//!   every failure message.
+//! - [`rpc`]: JSON-RPC 2.0 over the unix socket.
+//! - [`cli`]: lunarctl runs.
+//! - [`backing`]: sparse files and loop devices (root, or `LUNAR_SKIP_LOOP=1`).
+//! - [`fixture`]: one volume exported as LUN 0 of one target.
+//! - [`process`]: external commands under a timeout.
+//! - [`libiscsi`]: `iscsi-ls`, `iscsi-inq`, `iscsi-readcapacity16`.
+//! - [`conformance`]: `iscsi-test-cu` per suite, parsed per test (skips counted apart).
+//! - [`initiator`]: a minimal iSCSI initiator for writing and reading known data.
+
+pub mod backing;
+pub mod cli;
+pub mod conformance;
+pub mod daemon;
+pub mod fixture;
+pub mod initiator;
+pub mod libiscsi;
+pub mod paths;
+pub mod process;
+pub mod rpc;
+
+pub use backing::Backing;
+pub use daemon::Lunard;
+pub use fixture::{Export, VolumeSpec};
