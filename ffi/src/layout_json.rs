@@ -54,7 +54,7 @@ fn path(at: &[usize]) -> String {
     let path = LayoutPath {
         member_indices: at.to_vec(),
     };
-    format!("layout node {path}")
+    format!("layout is not usable: layout node {path}")
 }
 
 /// Convert one node; `at` is its path (member indices from the root). Recursion is bounded by
@@ -143,7 +143,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            err.starts_with("layout node root[1]: linear extent on device 'd1' has no size_bytes"),
+            err.starts_with("layout is not usable: layout node root[1]: linear extent on device 'd1' has no size_bytes"),
             "{err}"
         );
     }
