@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every iscsi-test-cu ALL.* suite (but ALL.Sanitize), one at a time under a timeout, and
+# prints a per-suite table (pass / fail / skipped) with totals. Exits non-zero on any problem.
+#
+#   scripts/conformance.sh                 start `lunard --demo` and test its 1 GiB volume
+#                                          (destructive tests included)
+#   scripts/conformance.sh URL             test iscsi://host:port/iqn/lun, read-only tests only
+#   scripts/conformance.sh --dataloss URL  ... destructive tests included (overwrites the LUN!)
+#
+# Options: --timeout SECS (per suite, default 90), --suite ALL.Name (repeatable), --verbose.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cargo build -q -p lunar-daemon -p lunar-tests --bins
+exec "${CARGO_TARGET_DIR:-target}/debug/lunar-conformance" "$@"
