@@ -1,0 +1,35 @@
+//! The real data plane behind the [`crate::plane`] traits.
+
+use std::path::Path;
+
+use lunar_reactor::{BackendError, BackendFile, DataPlane, PublishError, Snapshot, VolumeStats};
+
+use crate::plane::{DeviceOpener, Publisher};
+
+/// Opens devices with [`BackendFile::open`] (O_DIRECT when the filesystem allows it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackendOpener;
+
+impl DeviceOpener for BackendOpener {
+    fn open(&self, path: &Path) -> Result<BackendFile, BackendError> {
+        BackendFile::open(path)
+    }
+}
+
+impl Publisher for DataPlane {
+    fn publish(&mut self, snapshot: Snapshot) -> Result<u64, PublishError> {
+        DataPlane::publish(self, snapshot)
+    }
+
+    fn wait_drained(&mut self, generation: u64) -> Result<(), PublishError> {
+        DataPlane::wait_drained(self, generation)
+    }
+
+    fn stats(&mut self) -> Vec<VolumeStats> {
+        DataPlane::stats(self)
+    }
+
+    fn shutdown(self: Box<Self>) {
+        DataPlane::shutdown(*self)
+    }
+}

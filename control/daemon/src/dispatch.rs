@@ -1,0 +1,221 @@
+//! Method dispatch: decode a call's parameters into the method's type, run it on the
+//! controller, encode the result. Parameter decoding errors become `INVALID_PARAMS` naming the
+//! field; controller errors keep their own codes.
+
+use lunar_api::{code, method, RpcError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::controller::Controller;
+use crate::error::ControlError;
+
+/// Execute `method` with `params` on the controller.
+pub fn dispatch(
+    controller: &mut Controller,
+    method_name: &str,
+    params: Option<Value>,
+) -> Result<Value, RpcError> {
+    let c = controller;
+    match method_name {
+        method::DEVICE_ADD => run(method_name, params, |p| c.device_add(p)),
+        method::DEVICE_LIST => run(method_name, params, |p| c.device_list(p)),
+        method::DEVICE_REMOVE => run(method_name, params, |p| c.device_remove(p)),
+        method::VOLUME_CREATE => run(method_name, params, |p| c.volume_create(p)),
+        method::VOLUME_LIST => run(method_name, params, |p| c.volume_list(p)),
+        method::VOLUME_DELETE => run(method_name, params, |p| c.volume_delete(p)),
+        method::TARGET_CREATE => run(method_name, params, |p| c.target_create(p)),
+        method::TARGET_LIST => run(method_name, params, |p| c.target_list(p)),
+        method::TARGET_DELETE => run(method_name, params, |p| c.target_delete(p)),
+        method::STATS_GET => run(method_name, params, |p| c.stats_get(p)),
+        method::DAEMON_INFO => run(method_name, params, |_: lunar_api::Empty| {
+            Ok(c.daemon_info())
+        }),
+        _ => Err(RpcError::new(
+            code::METHOD_NOT_FOUND,
+            format!(
+                "unknown method '{}'; methods are: {}",
+                method_name.escape_debug(),
+                method::ALL.join(", ")
+            ),
+        )),
+    }
+}
+
+fn run<P, R>(
+    method_name: &str,
+    params: Option<Value>,
+    call: impl FnOnce(P) -> Result<R, ControlError>,
+) -> Result<Value, RpcError>
+where
+    P: DeserializeOwned,
+    R: Serialize,
+{
+    let params = decode_params(method_name, params)?;
+    let result = call(params).map_err(|e| e.to_rpc())?;
+    serde_json::to_value(result).map_err(|e| {
+        RpcError::new(
+            code::INTERNAL_ERROR,
+            format!("cannot encode the result of {method_name}: {e}"),
+        )
+    })
+}
+
+/// Parameters must be a JSON object (absent means `{}`).
+pub fn decode_params<P: DeserializeOwned>(
+    method_name: &str,
+    params: Option<Value>,
+) -> Result<P, RpcError> {
+    let object = match params {
+        None => Value::Object(serde_json::Map::new()),
+        Some(object @ Value::Object(_)) => object,
+        Some(_) => {
+            return Err(RpcError::new(
+                code::INVALID_PARAMS,
+                format!("params of {method_name} must be a JSON object with named fields"),
+            ))
+        }
+    };
+    serde_json::from_value(object).map_err(|e| {
+        RpcError::new(
+            code::INVALID_PARAMS,
+            format!("invalid params for {method_name}: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::controller;
+    use serde_json::json;
+
+    fn call(c: &mut Controller, method_name: &str, params: Value) -> Result<Value, RpcError> {
+        dispatch(c, method_name, Some(params))
+    }
+
+    #[test]
+    fn methods_round_trip_through_json() {
+        let (mut c, _, _) = controller();
+        let device = call(
+            &mut c,
+            "device_add",
+            json!({"name": "disk1", "path": "/dev/disk1"}),
+        )
+        .expect("device_add");
+        assert_eq!(device["size_bytes"], json!(1u64 << 30));
+        assert_eq!(device["block_size"], json!(512));
+        assert_eq!(device["direct"], json!(true));
+        assert_eq!(device["kind"], json!("file"));
+        let volume = call(
+            &mut c,
+            "volume_create",
+            json!({"name": "v", "layout": {"linear": {"device": "disk1", "offset_bytes": 0, "size_bytes": 1048576}}}),
+        )
+        .expect("volume_create");
+        assert_eq!(volume["size_bytes"], json!(1048576));
+        assert_eq!(volume["block_size"], json!(512));
+        let concat = call(
+            &mut c,
+            "volume_create",
+            json!({"name": "c", "block_size": 4096, "layout": {"concat": [
+                {"linear": {"device": "disk1", "offset_bytes": 1048576, "size_bytes": 4096}},
+                {"linear": {"device": "disk1", "offset_bytes": 2097152, "size_bytes": 8192}}
+            ]}}),
+        )
+        .expect("concat");
+        assert_eq!(concat["size_bytes"], json!(12288));
+        let target = call(
+            &mut c,
+            "target_create",
+            json!({"iqn": "iqn.2026-11.dev.lunar:t", "luns": [{"lun": 0, "volume": "v", "read_only": true}]}),
+        )
+        .expect("target_create");
+        assert_eq!(target["luns"][0]["read_only"], json!(true));
+        let listed = dispatch(&mut c, "volume_list", None).expect("volume_list");
+        assert_eq!(listed["volumes"].as_array().map(Vec::len), Some(2));
+        let info = call(&mut c, "daemon_info", json!({})).expect("info");
+        assert_eq!(info["generation"], json!(c.generation()));
+        let stats = call(&mut c, "stats_get", json!({"volume": "v"})).expect("stats");
+        assert_eq!(stats["volumes"][0]["name"], json!("v"));
+        let removed = call(
+            &mut c,
+            "target_delete",
+            json!({"iqn": "iqn.2026-11.dev.lunar:t"}),
+        )
+        .expect("target_delete");
+        assert_eq!(removed, json!({}));
+    }
+
+    #[test]
+    fn unknown_method() {
+        let (mut c, _, _) = controller();
+        let error = call(&mut c, "volume_explode", json!({})).expect_err("unknown");
+        assert_eq!(error.code, code::METHOD_NOT_FOUND);
+        assert!(error.message.contains("volume_explode"));
+        assert!(error.message.contains("volume_create"));
+    }
+
+    #[test]
+    fn bad_params_name_the_field() {
+        let (mut c, _, _) = controller();
+        let cases = [
+            ("device_add", json!({"name": "d"}), "missing field `path`"),
+            (
+                "device_add",
+                json!({"name": "d", "path": "/x", "pth": 1}),
+                "unknown field `pth`",
+            ),
+            (
+                "device_add",
+                json!({"name": 5, "path": "/x"}),
+                "invalid type: integer `5`",
+            ),
+            (
+                "volume_create",
+                json!({"name": "v", "layout": {"stripe": {}}}),
+                "unknown variant `stripe`",
+            ),
+            (
+                "volume_create",
+                json!({"name": "v", "layout": {"linear": {"device": "d", "offset_bytes": -1}}}),
+                "invalid value: integer `-1`",
+            ),
+            (
+                "target_create",
+                json!({"iqn": "iqn.2026-11.a.b"}),
+                "missing field `luns`",
+            ),
+            (
+                "device_list",
+                json!({"verbose": true}),
+                "unknown field `verbose`",
+            ),
+        ];
+        for (method_name, params, expected) in cases {
+            let error = call(&mut c, method_name, params.clone()).expect_err(method_name);
+            assert_eq!(error.code, code::INVALID_PARAMS, "{params}");
+            assert!(
+                error.message.contains(expected),
+                "{params}: {}",
+                error.message
+            );
+            assert!(error.message.contains(method_name), "{}", error.message);
+        }
+        let positional =
+            dispatch(&mut c, "device_add", Some(json!(["d", "/x"]))).expect_err("array");
+        assert_eq!(positional.code, code::INVALID_PARAMS);
+        assert!(positional.message.contains("must be a JSON object"));
+    }
+
+    #[test]
+    fn domain_errors_keep_their_codes() {
+        let (mut c, _, _) = controller();
+        let error = call(&mut c, "device_remove", json!({"name": "disk1"})).expect_err("missing");
+        assert_eq!(error.code, code::NOT_FOUND);
+        assert_eq!(error.message, "device 'disk1' not found");
+        let error =
+            call(&mut c, "target_create", json!({"iqn": "nope", "luns": []})).expect_err("bad iqn");
+        assert_eq!(error.code, code::INVALID_PARAMS);
+    }
+}
