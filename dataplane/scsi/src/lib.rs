@@ -4,9 +4,29 @@
 //! either answers at once (INQUIRY, MODE SENSE, READ CAPACITY, errors with sense, ...) or turns
 //! the command into a [`BlockIo`] for the volume layer. It performs no I/O and knows nothing of
 //! iSCSI: the reactor passes it CDBs and passes its answers to the transport.
+//!
+//! Modules: [`model`] (the contract: types, [`decide`], reply helpers), `dispatch` (the order
+//! in which a command is judged), `block` (READ/WRITE/VERIFY/SYNCHRONIZE CACHE), `inquiry`
+//! (standard data and VPD pages), `mode` (MODE SENSE), `service` (REQUEST SENSE, READ
+//! CAPACITY, REPORT LUNS, ...), `opcodes` (REPORT SUPPORTED OPERATION CODES) and
+//! [`unit_attention`].
 
+mod block;
+mod dispatch;
+mod inquiry;
+mod mode;
 pub mod model;
+mod opcodes;
+mod reply;
+mod service;
+pub mod unit_attention;
 
+#[cfg(test)]
+mod test_support;
+
+pub use inquiry::{NAA_COMPANY_ID, PRODUCT_ID, VENDOR_ID};
 pub use model::{
-    BlockIo, BlockOp, Decision, LogicalUnit, NexusState, ScsiReply, decide, io_error_reply,
+    decide, good_reply, io_error_reply, miscompare_reply, BlockIo, BlockOp, Decision, LogicalUnit,
+    NexusState, ScsiReply,
 };
+pub use unit_attention::UnitAttention;
