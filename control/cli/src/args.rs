@@ -1,0 +1,297 @@
+//! Command line of `lunarctl`.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+use crate::size::parse_size;
+
+/// Socket used when neither --socket nor $LUNAR_SOCKET is given.
+pub const DEFAULT_SOCKET: &str = "/var/lib/lunar/lunard.sock";
+/// Environment variable naming the socket.
+pub const SOCKET_ENV: &str = "LUNAR_SOCKET";
+
+/// lunarctl: configure and inspect a running lunard.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lunarctl", version)]
+pub struct Cli {
+    /// lunard's RPC socket [default: $LUNAR_SOCKET, else /var/lib/lunar/lunard.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print results as JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The socket to use, given the value of $LUNAR_SOCKET.
+    pub fn socket_path(&self, env: Option<std::ffi::OsString>) -> PathBuf {
+        self.socket
+            .clone()
+            .or_else(|| env.filter(|v| !v.is_empty()).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET))
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Call any method with JSON parameters and print the JSON result.
+    Call {
+        /// Method name, e.g. device_list.
+        method: String,
+        /// Parameters as a JSON object.
+        #[arg(default_value = "{}")]
+        params: String,
+    },
+    /// Backing devices and files.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Virtual volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// iSCSI targets.
+    #[command(subcommand)]
+    Target(TargetCommand),
+    /// Per-volume I/O statistics.
+    Stats {
+        /// Only this volume.
+        volume: Option<String>,
+    },
+    /// Daemon version, addresses and table generation.
+    Info,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DeviceCommand {
+    /// Open a block device or file and name it.
+    Add {
+        name: String,
+        path: PathBuf,
+    },
+    List,
+    /// Forget a device no volume uses.
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume over one extent of a device (use `call volume_create` for concats).
+    Create(VolumeCreateArgs),
+    List,
+    /// Delete a volume no target exports.
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, ClapArgs)]
+pub struct VolumeCreateArgs {
+    pub name: String,
+    /// Device holding the extent.
+    #[arg(long)]
+    pub device: String,
+    /// Start of the extent on the device (bytes, or 1M, 1G...).
+    #[arg(long, value_parser = parse_size, default_value = "0")]
+    pub offset: u64,
+    /// Size of the volume [default: the rest of the device]
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<u64>,
+    /// 512 or 4096.
+    #[arg(long, default_value_t = 512)]
+    pub block_size: u32,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TargetCommand {
+    /// Create a target exporting volumes as LUNs.
+    Create {
+        /// iSCSI name, e.g. iqn.2026-11.dev.lunar:disk1
+        iqn: String,
+        /// LUN=VOLUME, optionally :ro (read-only) or :rw. Repeat for more LUNs.
+        #[arg(long = "lun", value_name = "N=VOLUME[:ro]", required = true, value_parser = parse_lun)]
+        luns: Vec<LunArg>,
+    },
+    List,
+    Delete {
+        iqn: String,
+    },
+}
+
+/// One `--lun` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LunArg {
+    pub lun: u64,
+    pub volume: String,
+    pub read_only: bool,
+}
+
+/// Parse `N=VOLUME[:ro|:rw]`.
+pub fn parse_lun(text: &str) -> Result<LunArg, String> {
+    let usage = || format!("'{text}' is not N=VOLUME[:ro], e.g. 0=vol1 or 1=vol2:ro");
+    let (lun, rest) = text.split_once('=').ok_or_else(usage)?;
+    let lun = lun.trim().parse::<u64>().map_err(|_| usage())?;
+    let (volume, read_only) = match rest.rsplit_once(':') {
+        Some((volume, "ro")) => (volume, true),
+        Some((volume, "rw")) => (volume, false),
+        Some(_) => return Err(usage()),
+        None => (rest, false),
+    };
+    if volume.is_empty() {
+        return Err(usage());
+    }
+    Ok(LunArg {
+        lun,
+        volume: volume.to_string(),
+        read_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lunarctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn socket_precedence() {
+        let cli = parse(&["device", "list"]).expect("parse");
+        assert_eq!(cli.socket_path(None), PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(
+            cli.socket_path(Some("/e.sock".into())),
+            PathBuf::from("/e.sock")
+        );
+        assert_eq!(
+            cli.socket_path(Some("".into())),
+            PathBuf::from(DEFAULT_SOCKET)
+        );
+        let cli = parse(&["--socket", "/a.sock", "device", "list"]).expect("parse");
+        assert_eq!(
+            cli.socket_path(Some("/e.sock".into())),
+            PathBuf::from("/a.sock")
+        );
+        let cli = parse(&["device", "list", "--socket", "/b.sock", "--json"]).expect("global");
+        assert_eq!(cli.socket.as_deref(), Some(std::path::Path::new("/b.sock")));
+        assert!(cli.json);
+    }
+
+    #[test]
+    fn call_defaults_to_empty_params() {
+        match parse(&["call", "device_list"]).expect("parse").command {
+            Command::Call { method, params } => {
+                assert_eq!(method, "device_list");
+                assert_eq!(params, "{}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn volume_create_sizes() {
+        let cli = parse(&[
+            "volume", "create", "v", "--device", "d", "--size", "1G", "--offset", "1M",
+        ])
+        .expect("parse");
+        match cli.command {
+            Command::Volume(VolumeCommand::Create(args)) => {
+                assert_eq!(
+                    (args.offset, args.size, args.block_size),
+                    (1 << 20, Some(1 << 30), 512)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&[
+            "volume",
+            "create",
+            "v",
+            "--device",
+            "d",
+            "--block-size",
+            "4096",
+        ])
+        .expect("parse");
+        match cli.command {
+            Command::Volume(VolumeCommand::Create(args)) => {
+                assert_eq!((args.offset, args.size, args.block_size), (0, None, 4096));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse(&["volume", "create", "v"]).is_err(),
+            "--device is required"
+        );
+        assert!(parse(&["volume", "create", "v", "--device", "d", "--size", "1GB"]).is_err());
+    }
+
+    #[test]
+    fn target_luns() {
+        let cli = parse(&[
+            "target",
+            "create",
+            "iqn.2026-11.dev.lunar:t",
+            "--lun",
+            "0=a",
+            "--lun",
+            "1=b:ro",
+        ])
+        .expect("parse");
+        match cli.command {
+            Command::Target(TargetCommand::Create { iqn, luns }) => {
+                assert_eq!(iqn, "iqn.2026-11.dev.lunar:t");
+                assert_eq!(
+                    luns,
+                    vec![
+                        LunArg {
+                            lun: 0,
+                            volume: "a".into(),
+                            read_only: false
+                        },
+                        LunArg {
+                            lun: 1,
+                            volume: "b".into(),
+                            read_only: true
+                        },
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse(&["target", "create", "iqn.x"]).is_err(),
+            "a LUN is required"
+        );
+        assert!(parse_lun("x=a").is_err());
+        assert!(parse_lun("0=").is_err());
+        assert!(parse_lun("0=a:wo").is_err());
+        assert!(parse_lun("0").is_err());
+        assert_eq!(parse_lun("3=v:rw").map(|l| l.read_only), Ok(false));
+    }
+
+    #[test]
+    fn other_commands() {
+        assert!(matches!(
+            parse(&["stats"]).expect("parse").command,
+            Command::Stats { volume: None }
+        ));
+        assert!(matches!(
+            parse(&["info"]).expect("parse").command,
+            Command::Info
+        ));
+        assert!(matches!(
+            parse(&["device", "add", "d", "rel/path"])
+                .expect("parse")
+                .command,
+            Command::Device(DeviceCommand::Add { .. })
+        ));
+        assert!(parse(&["device"]).is_err());
+        assert!(parse(&["frobnicate"]).is_err());
+    }
+}

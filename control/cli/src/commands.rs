@@ -1,0 +1,392 @@
+//! What each subcommand asks lunard (method and parameters), and how its answer is shown.
+//! Pure functions; the socket is handled in `main`.
+
+use lunar_api::daemon::DaemonInfo;
+use lunar_api::device::{DeviceInfo, DeviceKind, DeviceListResult};
+use lunar_api::method;
+use lunar_api::stats::StatsGetResult;
+use lunar_api::target::{TargetInfo, TargetListResult};
+use lunar_api::volume::{LayoutSpec, VolumeInfo, VolumeListResult};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::args::{Command, DeviceCommand, TargetCommand, VolumeCommand};
+use crate::size::format_size;
+use crate::table::render;
+
+/// A method call to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: String,
+    pub params: Value,
+}
+
+fn call(method_name: &str, params: Value) -> Call {
+    Call {
+        method: method_name.to_string(),
+        params,
+    }
+}
+
+/// The call a command makes. Relative device paths are made absolute against the current
+/// directory (lunard resolves nothing relative to its own).
+pub fn call_for(command: &Command) -> Result<Call, String> {
+    Ok(match command {
+        Command::Call { method, params } => {
+            let params: Value = serde_json::from_str(params)
+                .map_err(|e| format!("parameters are not valid JSON: {e}"))?;
+            call(method, params)
+        }
+        Command::Device(DeviceCommand::Add { name, path }) => {
+            let path = std::path::absolute(path)
+                .map_err(|e| format!("cannot make {} absolute: {e}", path.display()))?;
+            let path = path
+                .to_str()
+                .ok_or_else(|| format!("path {} is not valid UTF-8", path.display()))?;
+            call(method::DEVICE_ADD, json!({"name": name, "path": path}))
+        }
+        Command::Device(DeviceCommand::List) => call(method::DEVICE_LIST, json!({})),
+        Command::Device(DeviceCommand::Remove { name }) => {
+            call(method::DEVICE_REMOVE, json!({"name": name}))
+        }
+        Command::Volume(VolumeCommand::Create(args)) => {
+            let mut linear = json!({"device": args.device, "offset_bytes": args.offset});
+            if let Some(size) = args.size {
+                linear["size_bytes"] = json!(size);
+            }
+            call(
+                method::VOLUME_CREATE,
+                json!({"name": args.name, "layout": {"linear": linear}, "block_size": args.block_size}),
+            )
+        }
+        Command::Volume(VolumeCommand::List) => call(method::VOLUME_LIST, json!({})),
+        Command::Volume(VolumeCommand::Delete { name }) => {
+            call(method::VOLUME_DELETE, json!({"name": name}))
+        }
+        Command::Target(TargetCommand::Create { iqn, luns }) => {
+            let luns: Vec<Value> = luns
+                .iter()
+                .map(|l| json!({"lun": l.lun, "volume": l.volume, "read_only": l.read_only}))
+                .collect();
+            call(method::TARGET_CREATE, json!({"iqn": iqn, "luns": luns}))
+        }
+        Command::Target(TargetCommand::List) => call(method::TARGET_LIST, json!({})),
+        Command::Target(TargetCommand::Delete { iqn }) => {
+            call(method::TARGET_DELETE, json!({"iqn": iqn}))
+        }
+        Command::Stats { volume } => match volume {
+            Some(volume) => call(method::STATS_GET, json!({"volume": volume})),
+            None => call(method::STATS_GET, json!({})),
+        },
+        Command::Info => call(method::DAEMON_INFO, json!({})),
+    })
+}
+
+fn typed<T: DeserializeOwned>(result: &Value) -> Result<T, String> {
+    serde_json::from_value(result.clone())
+        .map_err(|e| format!("unexpected answer from lunard: {e}"))
+}
+
+/// The text to print for a command's result (without the final newline for one-liners).
+pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, String> {
+    if as_json || matches!(command, Command::Call { .. }) {
+        return serde_json::to_string_pretty(result).map_err(|e| e.to_string());
+    }
+    Ok(match command {
+        Command::Call { .. } => String::new(),
+        Command::Device(DeviceCommand::Add { .. }) => {
+            let device: DeviceInfo = typed(result)?;
+            format!(
+                "device {} added: {}, {}, block size {}{}",
+                device.name,
+                device.path,
+                format_size(device.size_bytes),
+                device.block_size,
+                if device.direct {
+                    ", O_DIRECT"
+                } else {
+                    ", buffered"
+                }
+            )
+        }
+        Command::Device(DeviceCommand::List) => {
+            let list: DeviceListResult = typed(result)?;
+            let rows = list
+                .devices
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.name.clone(),
+                        d.path.clone(),
+                        match d.kind {
+                            DeviceKind::Block => "block".to_string(),
+                            DeviceKind::File => "file".to_string(),
+                        },
+                        format_size(d.size_bytes),
+                        d.block_size.to_string(),
+                        if d.direct { "yes" } else { "no" }.to_string(),
+                        dash_if_empty(d.used_by.join(",")),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            render(
+                &["NAME", "PATH", "KIND", "SIZE", "BLOCK", "DIRECT", "USED BY"],
+                &rows,
+            )
+        }
+        Command::Device(DeviceCommand::Remove { name }) => format!("device {name} removed"),
+        Command::Volume(VolumeCommand::Create(_)) => {
+            let volume: VolumeInfo = typed(result)?;
+            format!(
+                "volume {} created: {}, block size {}, uid {}, {}",
+                volume.name,
+                format_size(volume.size_bytes),
+                volume.block_size,
+                volume.uid,
+                layout_text(&volume.layout)
+            )
+        }
+        Command::Volume(VolumeCommand::List) => {
+            let list: VolumeListResult = typed(result)?;
+            let rows = list
+                .volumes
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.name.clone(),
+                        format_size(v.size_bytes),
+                        v.block_size.to_string(),
+                        v.uid.clone(),
+                        layout_text(&v.layout),
+                        dash_if_empty(v.exported_by.join(",")),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            render(
+                &["NAME", "SIZE", "BLOCK", "UID", "LAYOUT", "EXPORTED BY"],
+                &rows,
+            )
+        }
+        Command::Volume(VolumeCommand::Delete { name }) => format!("volume {name} deleted"),
+        Command::Target(TargetCommand::Create { .. }) => {
+            let target: TargetInfo = typed(result)?;
+            let luns = target
+                .luns
+                .iter()
+                .map(|l| format!("LUN {} -> {} ({})", l.lun, l.volume, mode(l.read_only)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("target {} created: {luns}", target.iqn)
+        }
+        Command::Target(TargetCommand::List) => {
+            let list: TargetListResult = typed(result)?;
+            let mut rows = Vec::new();
+            for target in &list.targets {
+                for lun in &target.luns {
+                    rows.push(vec![
+                        target.iqn.clone(),
+                        lun.lun.to_string(),
+                        lun.volume.clone(),
+                        mode(lun.read_only).to_string(),
+                    ]);
+                }
+            }
+            render(&["TARGET", "LUN", "VOLUME", "MODE"], &rows)
+        }
+        Command::Target(TargetCommand::Delete { iqn }) => format!("target {iqn} deleted"),
+        Command::Stats { .. } => {
+            let stats: StatsGetResult = typed(result)?;
+            let rows = stats
+                .volumes
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.name.clone(),
+                        s.read_ops.to_string(),
+                        s.write_ops.to_string(),
+                        format_size(s.read_bytes),
+                        format_size(s.write_bytes),
+                        s.latency_us_p50.to_string(),
+                        s.latency_us_p99.to_string(),
+                        s.latency_us_max.to_string(),
+                    ]
+                })
+                .collect::<Vec<_>>();
+            render(
+                &[
+                    "VOLUME", "READS", "WRITES", "READ", "WRITTEN", "P50 us", "P99 us", "MAX us",
+                ],
+                &rows,
+            )
+        }
+        Command::Info => {
+            let info: DaemonInfo = typed(result)?;
+            format!(
+                "version     {}\napi version {}\niscsi       {}\nrpc socket  {}\nstate dir   {}\ngeneration  {}\ncores       {:?}\npoll mode   {}",
+                info.version,
+                info.api_version,
+                info.iscsi_listen,
+                info.rpc_socket,
+                info.state_dir,
+                info.generation,
+                info.cores,
+                info.poll_mode
+            )
+        }
+    })
+}
+
+fn mode(read_only: bool) -> &'static str {
+    if read_only {
+        "ro"
+    } else {
+        "rw"
+    }
+}
+
+fn dash_if_empty(text: String) -> String {
+    if text.is_empty() {
+        "-".to_string()
+    } else {
+        text
+    }
+}
+
+/// `disk1[0+1 GiB]`, `concat(disk1[0+4 KiB], disk2[1 MiB+2 GiB])`.
+pub fn layout_text(layout: &LayoutSpec) -> String {
+    match layout {
+        LayoutSpec::Linear(linear) => format!(
+            "{}[{}+{}]",
+            linear.device,
+            if linear.offset_bytes == 0 {
+                "0".to_string()
+            } else {
+                format_size(linear.offset_bytes)
+            },
+            linear
+                .size_bytes
+                .map(format_size)
+                .unwrap_or_else(|| "rest".to_string())
+        ),
+        LayoutSpec::Concat(members) => format!(
+            "concat({})",
+            members
+                .iter()
+                .map(layout_text)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, LunArg, VolumeCreateArgs};
+    use clap::Parser;
+
+    fn command(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("lunarctl").chain(args.iter().copied()))
+            .expect("parse")
+            .command
+    }
+
+    #[test]
+    fn calls_for_commands() {
+        let c = call_for(&command(&[
+            "volume", "create", "v", "--device", "d", "--size", "1M",
+        ]))
+        .expect("call");
+        assert_eq!(c.method, "volume_create");
+        assert_eq!(
+            c.params,
+            json!({"name": "v", "block_size": 512, "layout": {"linear": {"device": "d", "offset_bytes": 0, "size_bytes": 1048576}}})
+        );
+        let c = call_for(&Command::Volume(VolumeCommand::Create(VolumeCreateArgs {
+            name: "w".into(),
+            device: "d".into(),
+            offset: 4096,
+            size: None,
+            block_size: 4096,
+        })))
+        .expect("call");
+        assert!(c.params["layout"]["linear"].get("size_bytes").is_none());
+        let c = call_for(&Command::Target(TargetCommand::Create {
+            iqn: "iqn.x".into(),
+            luns: vec![LunArg {
+                lun: 2,
+                volume: "v".into(),
+                read_only: true,
+            }],
+        }))
+        .expect("call");
+        assert_eq!(
+            c.params,
+            json!({"iqn": "iqn.x", "luns": [{"lun": 2, "volume": "v", "read_only": true}]})
+        );
+        let c = call_for(&command(&["stats", "v"])).expect("call");
+        assert_eq!(
+            (c.method.as_str(), c.params),
+            ("stats_get", json!({"volume": "v"}))
+        );
+        let c = call_for(&command(&["call", "device_remove", r#"{"name":"d"}"#])).expect("call");
+        assert_eq!(
+            (c.method.as_str(), c.params),
+            ("device_remove", json!({"name": "d"}))
+        );
+        let bad = call_for(&command(&["call", "x", "{oops"])).expect_err("bad json");
+        assert!(bad.contains("not valid JSON"), "{bad}");
+    }
+
+    #[test]
+    fn device_paths_become_absolute() {
+        let c = call_for(&command(&["device", "add", "d", "img/disk.img"])).expect("call");
+        let path = c.params["path"].as_str().expect("path");
+        assert!(path.starts_with('/'), "{path}");
+        assert!(path.ends_with("img/disk.img"), "{path}");
+    }
+
+    #[test]
+    fn tables_and_lines() {
+        let list = json!({"devices": [{"name": "disk1", "path": "/dev/loop0", "kind": "block", "size_bytes": 1073741824u64, "block_size": 512, "direct": true, "used_by": ["v"]}]});
+        let text = show(&command(&["device", "list"]), &list, false).expect("show");
+        assert!(text.starts_with("NAME   PATH"), "{text}");
+        assert!(
+            text.contains("disk1  /dev/loop0  block  1 GiB  512    yes     v"),
+            "{text}"
+        );
+        let volumes = json!({"volumes": [{"name": "v", "uid": "00000000000000ff", "size_bytes": 8192, "block_size": 512,
+            "layout": {"concat": [{"linear": {"device": "a", "offset_bytes": 0, "size_bytes": 4096}}, {"linear": {"device": "b", "offset_bytes": 1048576, "size_bytes": 4096}}]},
+            "exported_by": []}]});
+        let text = show(&command(&["volume", "list"]), &volumes, false).expect("show");
+        assert!(
+            text.contains("concat(a[0+4 KiB], b[1 MiB+4 KiB])"),
+            "{text}"
+        );
+        assert!(
+            text.lines().nth(1).is_some_and(|l| l.ends_with('-')),
+            "{text}"
+        );
+        let removed = show(&command(&["device", "remove", "d"]), &json!({}), false).expect("show");
+        assert_eq!(removed, "device d removed");
+        let targets = json!({"targets": [{"iqn": "iqn.t", "luns": [{"lun": 0, "volume": "v", "read_only": true}]}]});
+        let text = show(&command(&["target", "list"]), &targets, false).expect("show");
+        assert!(text.contains("iqn.t   0    v       ro"), "{text}");
+    }
+
+    #[test]
+    fn json_output_is_the_result() {
+        let result = json!({"devices": []});
+        let text = show(&command(&["device", "list"]), &result, true).expect("show");
+        assert_eq!(serde_json::from_str::<Value>(&text).expect("json"), result);
+        let text = show(&command(&["call", "device_list"]), &result, false).expect("show");
+        assert_eq!(serde_json::from_str::<Value>(&text).expect("json"), result);
+    }
+
+    #[test]
+    fn unexpected_answers_are_errors() {
+        let error =
+            show(&command(&["device", "list"]), &json!({"nope": 1}), false).expect_err("bad");
+        assert!(error.contains("unexpected answer"), "{error}");
+    }
+}
