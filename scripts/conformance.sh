@@ -7,7 +7,7 @@
 #   scripts/conformance.sh URL             test iscsi://host:port/iqn/lun, read-only tests only
 #   scripts/conformance.sh --dataloss URL  ... destructive tests included (overwrites the LUN!)
 #
-# Options: --timeout SECS (per suite, default 90), --suite ALL.Name (repeatable), --verbose.
+# Options: --timeout SECS (per suite, default 60), --suite ALL.Name (repeatable), --verbose.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -30,6 +30,9 @@ pub enum RpcError {
         /// The underlying error.
         source: io::Error,
     },
+    /// No answer within [`RPC_TIMEOUT`].
+    #[error("no rpc response within {}s", RPC_TIMEOUT.as_secs())]
+    Timeout,
     /// The server closed the connection without answering.
     #[error("rpc socket closed before a response arrived")]
     Closed,
@@ -121,7 +124,10 @@ impl RpcClient {
         let read = (&mut self.reader)
             .take(RESPONSE_MAX_BYTES)
             .read_line(&mut response)
-            .map_err(|source| RpcError::Io { op: "read", source })?;
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => RpcError::Timeout,
+                _ => RpcError::Io { op: "read", source },
+            })?;
         if read == 0 {
             return Err(RpcError::Closed);
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::process::{run_with_timeout, ToolOutput};
 
 /// Default timeout for one suite.
-pub const SUITE_TIMEOUT: Duration = Duration::from_secs(90);
+pub const SUITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The suites every lunard volume must pass with zero failures.
 pub const REQUIRED_SUITES: &[&str] = &[

@@ -35,6 +35,12 @@ pub enum InitiatorError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The target did not answer within [`IO_TIMEOUT`].
+    #[error("{op}: no answer from the target within {}s", IO_TIMEOUT.as_secs())]
+    Timeout {
+        /// What was being waited for.
+        op: &'static str,
+    },
     /// The target closed the connection.
     #[error("the target closed the connection while waiting for {0}")]
     Closed(&'static str),
@@ -92,7 +98,10 @@ pub struct Session {
 }
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> InitiatorError {
-    move |source| InitiatorError::Io { op, source }
+    move |source| match source.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => InitiatorError::Timeout { op },
+        _ => InitiatorError::Io { op, source },
+    }
 }
 
 impl Session {
