@@ -1,7 +1,7 @@
 //! The order in which a command is judged: LUN mapped or not, pending unit attention, CDB
 //! decoding, then the handler of the command.
 
-use lunar_wire::scsi::{decode, opcode, Asc, Cdb, Sense, SenseKey};
+use lunar_wire::scsi::{decode, opcode, status, Asc, Cdb, CdbError, Sense, SenseKey};
 
 use crate::model::{Decision, LogicalUnit, NexusState};
 use crate::{block, inquiry, mode, opcodes, reply, service};
@@ -26,15 +26,61 @@ pub(crate) fn decide(
     expected_len_bytes: u32,
     data_out: &[u8],
 ) -> Decision {
-    let Some(lu) = lu else {
-        return decide_unmapped(luns, nexus, cdb);
+    let decoded = decode(cdb);
+    let decision = match lu {
+        None => decide_unmapped(luns, nexus, cdb, decoded),
+        Some(lu) => decide_mapped(lu, luns, nexus, cdb, decoded, expected_len_bytes, data_out),
     };
+    // A refused command still reports what its CDB asked for, so that the transport's
+    // residual tells the initiator how much of that did not move.
+    match (decision, decoded) {
+        (Decision::Reply(mut reply), Ok(command)) if reply.status == status::CHECK_CONDITION => {
+            reply.transfer_len_bytes = asked_len_bytes(&command, lu);
+            Decision::Reply(reply)
+        }
+        (decision, _) => decision,
+    }
+}
+
+/// Bytes the CDB asks to transfer, in either direction.
+fn asked_len_bytes(command: &Cdb, lu: Option<&LogicalUnit>) -> u32 {
+    let block_size = lu.map_or(0, |lu| u64::from(lu.block_size));
+    let blocks_len =
+        |blocks: u32| u32::try_from(u64::from(blocks) * block_size).unwrap_or(u32::MAX);
+    match *command {
+        Cdb::Read(rw) | Cdb::Write(rw) => blocks_len(rw.blocks),
+        Cdb::WriteAndVerify(verify) => blocks_len(verify.blocks),
+        Cdb::Verify(verify) if verify.bytchk != 0 => blocks_len(verify.blocks),
+        Cdb::Inquiry { alloc_len, .. } | Cdb::ModeSense { alloc_len, .. } => u32::from(alloc_len),
+        Cdb::RequestSense { alloc_len, .. } => u32::from(alloc_len),
+        Cdb::ReadCapacity10 { .. } => service::READ_CAPACITY_10_LEN_BYTES,
+        Cdb::ReadCapacity16 { alloc_len, .. }
+        | Cdb::ReadDefectData { alloc_len, .. }
+        | Cdb::ReportLuns { alloc_len, .. }
+        | Cdb::ReportSupportedOperationCodes { alloc_len, .. } => alloc_len,
+        Cdb::TestUnitReady
+        | Cdb::Verify(_)
+        | Cdb::StartStopUnit { .. }
+        | Cdb::PreventAllowMediumRemoval { .. }
+        | Cdb::SynchronizeCache { .. } => 0,
+    }
+}
+
+fn decide_mapped(
+    lu: &LogicalUnit,
+    luns: &[u64],
+    nexus: &mut NexusState,
+    cdb: &[u8],
+    decoded: Result<Cdb, CdbError>,
+    expected_len_bytes: u32,
+    data_out: &[u8],
+) -> Decision {
     if !passes_unit_attention(cdb.first().copied()) {
         if let Some(attention) = nexus.pending.take() {
             return reply::fail(attention.sense());
         }
     }
-    let command = match decode(cdb) {
+    let command = match decoded {
         Ok(command) => command,
         Err(error) => return reply::fail(error.sense()),
     };
@@ -130,11 +176,16 @@ pub(crate) fn decide(
 /// A LUN this target does not map: INQUIRY answers with peripheral qualifier 011b, REPORT
 /// LUNS lists the target's LUNs, REQUEST SENSE returns LOGICAL UNIT NOT SUPPORTED as its data,
 /// and every other command fails with LOGICAL UNIT NOT SUPPORTED.
-fn decide_unmapped(luns: &[u64], nexus: &mut NexusState, cdb: &[u8]) -> Decision {
+fn decide_unmapped(
+    luns: &[u64],
+    nexus: &mut NexusState,
+    cdb: &[u8],
+    decoded: Result<Cdb, CdbError>,
+) -> Decision {
     if !passes_unit_attention(cdb.first().copied()) {
         return reply::fail(LOGICAL_UNIT_NOT_SUPPORTED);
     }
-    match decode(cdb) {
+    match decoded {
         Ok(Cdb::Inquiry {
             evpd,
             page_code,

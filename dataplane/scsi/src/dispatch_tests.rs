@@ -60,6 +60,40 @@ fn raised_attentions_reach_the_next_command() {
 }
 
 #[test]
+fn refused_commands_report_what_their_cdb_asked() {
+    // Expected length ending inside a block: refused, yet the CDB asked for one block.
+    let write = cdb10(opcode::WRITE_10, 0, 0, 1);
+    let reply = reply_of(run(&lu(), &write, 200));
+    assert_eq!(reply.status, status::CHECK_CONDITION);
+    assert_eq!(reply.transfer_len_bytes, BLOCK_SIZE);
+    // Unit attention on a READ (16) of 3 blocks.
+    let read = cdb16(opcode::READ_16, 0, 0, 3);
+    let reply = reply_of(decide(
+        Some(&lu()),
+        &[0],
+        &mut NexusState::new(),
+        &read,
+        0,
+        &[],
+    ));
+    assert_eq!(reply.status, status::CHECK_CONDITION);
+    assert_eq!(reply.transfer_len_bytes, 3 * BLOCK_SIZE);
+    // Out of range INQUIRY page: the allocation length.
+    let reply = reply_of(run(&lu(), &[opcode::INQUIRY, 1, 0x99, 0, 200, 0], 200));
+    assert_eq!(
+        (reply.status, reply.transfer_len_bytes),
+        (status::CHECK_CONDITION, 200)
+    );
+    // Undecodable: nothing is known.
+    let reply = reply_of(run(&lu(), &[0x41; 10], 512));
+    assert_eq!(reply.transfer_len_bytes, 0);
+    // Unmapped LUN, READ (10) of 2 blocks: no block size to go by.
+    let read = cdb10(opcode::READ_10, 0, 0, 2);
+    let reply = reply_of(decide(None, &[0], &mut ready_nexus(), &read, 1024, &[]));
+    assert_eq!(reply.transfer_len_bytes, 0);
+}
+
+#[test]
 fn unsupported_commands() {
     // WRITE SAME (10), UNMAP, PERSISTENT RESERVE IN, MODE SELECT (6), variable length.
     for opcode in [0x41u8, 0x42, 0x5e, 0x15, 0x7f, 0xc0] {
@@ -125,6 +159,7 @@ fn reply_helpers() {
     };
     let reply = io_error_reply(&read);
     assert_eq!(reply.status, status::CHECK_CONDITION);
+    assert_eq!(reply.transfer_len_bytes, 1024);
     let sense = Sense::parse(&reply.sense).unwrap();
     assert_eq!(
         (sense.key, sense.asc),
@@ -149,6 +184,7 @@ fn reply_helpers() {
     let reply = miscompare_reply(&compare, 700);
     assert_eq!(reply.status, status::CHECK_CONDITION);
     assert_eq!(reply.sense[0], 0xf0, "fixed format, VALID");
+    assert_eq!(reply.transfer_len_bytes, 1024);
     let sense = Sense::parse(&reply.sense).unwrap();
     assert_eq!(
         (sense.key, sense.asc, sense.information),

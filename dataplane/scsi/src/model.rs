@@ -112,7 +112,8 @@ pub struct ScsiReply {
     pub sense: Vec<u8>,
     /// Data-in (already truncated to the CDB's allocation length).
     pub data_in: Vec<u8>,
-    /// Bytes the CDB asks to transfer (allocation length or transfer length).
+    /// Bytes the CDB asks to transfer (allocation length or transfer length), also when the
+    /// command fails (0 when the CDB could not be decoded).
     pub transfer_len_bytes: u32,
 }
 
@@ -150,7 +151,9 @@ pub fn io_error_reply(io: &BlockIo) -> ScsiReply {
         BlockOp::Read | BlockOp::Verify | BlockOp::Compare => Asc::UNRECOVERED_READ_ERROR,
         BlockOp::Write | BlockOp::Flush => Asc::WRITE_ERROR,
     };
-    reply::check_condition(Sense::new(SenseKey::MediumError, asc))
+    let mut reply = reply::check_condition(Sense::new(SenseKey::MediumError, asc));
+    reply.transfer_len_bytes = io.transfer_len_bytes;
+    reply
 }
 
 /// The reply to send when the backend I/O of a `BlockIo` succeeded (GOOD). For reads the
@@ -167,9 +170,11 @@ pub fn good_reply(io: &BlockIo) -> ScsiReply {
 /// The reply to send when a [`BlockOp::Compare`] found a difference at byte `offset_bytes`
 /// from the start of its range: MISCOMPARE / MISCOMPARE DURING VERIFY OPERATION, with the
 /// offset in the INFORMATION field.
-pub fn miscompare_reply(_io: &BlockIo, offset_bytes: u64) -> ScsiReply {
-    reply::check_condition(
+pub fn miscompare_reply(io: &BlockIo, offset_bytes: u64) -> ScsiReply {
+    let mut reply = reply::check_condition(
         Sense::new(SenseKey::Miscompare, Asc::MISCOMPARE_DURING_VERIFY)
             .with_information(offset_bytes),
-    )
+    );
+    reply.transfer_len_bytes = io.transfer_len_bytes;
+    reply
 }

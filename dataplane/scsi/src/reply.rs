@@ -27,8 +27,8 @@ pub(crate) fn good(transfer_len_bytes: u32) -> ScsiReply {
     }
 }
 
-/// CHECK CONDITION with `sense` in fixed format. No data moves, so the transfer length is 0
-/// and the transport reports the whole expected length as residual.
+/// CHECK CONDITION with `sense` in fixed format and no data. The transfer length is left 0;
+/// `dispatch` fills in what the CDB asked for.
 pub(crate) fn check_condition(sense: Sense) -> ScsiReply {
     ScsiReply {
         status: status::CHECK_CONDITION,

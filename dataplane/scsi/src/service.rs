@@ -8,7 +8,7 @@ use crate::model::{BlockIo, BlockOp, Decision, LogicalUnit, NexusState};
 use crate::reply;
 use crate::unit_attention::UnitAttention;
 
-const READ_CAPACITY_10_LEN_BYTES: u32 = 8;
+pub(crate) const READ_CAPACITY_10_LEN_BYTES: u32 = 8;
 const READ_CAPACITY_16_LEN_BYTES: usize = 32;
 /// RETURNED LOGICAL BLOCK ADDRESS of READ CAPACITY (10) when the capacity needs (16).
 const RC10_LBA_TOO_LARGE: u32 = u32::MAX;
