@@ -1,5 +1,5 @@
-//! SBC-3 commands that touch the medium: READ, WRITE, VERIFY, WRITE AND VERIFY (all sizes)
-//! and SYNCHRONIZE CACHE. Each checks its CDB fields against the logical unit (protection,
+//! SBC-3 commands that touch the medium: READ, WRITE, VERIFY, WRITE AND VERIFY (all sizes),
+//! SYNCHRONIZE CACHE and PRE-FETCH. Each checks its CDB fields against the logical unit (protection,
 //! block limits, write protection, LBA range) and turns into a [`BlockIo`] — or answers GOOD
 //! at once when nothing is to be transferred.
 
@@ -240,6 +240,15 @@ pub(crate) fn synchronize_cache(
         return reply::ok(0);
     }
     io(BlockOp::Flush, lba, blocks, false, 0)
+}
+
+/// PRE-FETCH (10)/(16): there is no cache to load, so after the range check the answer is
+/// GOOD (not CONDITION MET: the blocks are not held in a cache afterwards).
+pub(crate) fn pre_fetch(lu: &LogicalUnit, lba: u64, blocks: u32) -> Decision {
+    match check_range(lu, lba, blocks) {
+        Ok(()) => reply::ok(0),
+        Err(sense) => reply::fail(sense),
+    }
 }
 
 #[cfg(test)]

@@ -455,6 +455,25 @@ fn large_lu_needs_no_special_case() {
     assert_eq!(sense.asc, Asc::LBA_OUT_OF_RANGE);
 }
 
+#[test]
+fn pre_fetch_checks_the_range_only() {
+    let lu = lu();
+    for cdb in [
+        cdb10(opcode::PRE_FETCH_10, 0x02, 0, 256).to_vec(),
+        cdb10(opcode::PRE_FETCH_10, 0, NUM_BLOCKS as u32 - 1, 1).to_vec(),
+        cdb16(opcode::PRE_FETCH_16, 0, 0, 0).to_vec(),
+    ] {
+        let reply = reply_of(run(&lu, &cdb, 0));
+        assert_eq!(
+            (reply.status, reply.transfer_len_bytes),
+            (0, 0),
+            "{cdb:02x?}"
+        );
+    }
+    expect_oob(&cdb10(opcode::PRE_FETCH_10, 0, NUM_BLOCKS as u32 - 1, 2), 0);
+    expect_oob(&cdb16(opcode::PRE_FETCH_16, 0, u64::MAX, 0), 0);
+}
+
 /// What SBC-3 and the transport contract say a READ or WRITE must give.
 fn oracle(
     lu: &LogicalUnit,

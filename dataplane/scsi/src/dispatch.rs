@@ -62,7 +62,8 @@ fn asked_len_bytes(command: &Cdb, lu: Option<&LogicalUnit>) -> u32 {
         | Cdb::Verify(_)
         | Cdb::StartStopUnit { .. }
         | Cdb::PreventAllowMediumRemoval { .. }
-        | Cdb::SynchronizeCache { .. } => 0,
+        | Cdb::SynchronizeCache { .. }
+        | Cdb::PreFetch { .. } => 0,
     }
 }
 
@@ -130,6 +131,12 @@ fn decide_mapped(
             blocks,
             immed: _,
         } => block::synchronize_cache(lu, size, lba, blocks),
+        Cdb::PreFetch {
+            size: _,
+            lba,
+            blocks,
+            immed: _,
+        } => block::pre_fetch(lu, lba, blocks),
         Cdb::StartStopUnit {
             immed: _,
             power_condition_modifier,

@@ -140,6 +140,12 @@ pub enum Cdb {
         blocks: u32,
         immed: bool,
     },
+    PreFetch {
+        size: CdbSize,
+        lba: u64,
+        blocks: u32,
+        immed: bool,
+    },
     ReadDefectData {
         size: CdbSize,
         req_plist: bool,
@@ -415,6 +421,18 @@ pub fn decode(cdb: &[u8]) -> Result<Cdb, CdbError> {
             immed: bit(b[1], 1),
         },
         opcode::SYNCHRONIZE_CACHE_16 => Cdb::SynchronizeCache {
+            size: CdbSize::Sixteen,
+            lba: be64(&b, 2),
+            blocks: be32(&b, 10),
+            immed: bit(b[1], 1),
+        },
+        opcode::PRE_FETCH_10 => Cdb::PreFetch {
+            size: CdbSize::Ten,
+            lba: u64::from(be32(&b, 2)),
+            blocks: u32::from(be16(&b, 7)),
+            immed: bit(b[1], 1),
+        },
+        opcode::PRE_FETCH_16 => Cdb::PreFetch {
             size: CdbSize::Sixteen,
             lba: be64(&b, 2),
             blocks: be32(&b, 10),

@@ -166,6 +166,33 @@ fn service_action_commands() {
 }
 
 #[test]
+fn pre_fetch_fields() {
+    let cdb = [0x34, 0x02, 0, 0, 0, 7, 0x03, 0, 9, 0];
+    assert_eq!(
+        decode(&cdb),
+        Ok(Cdb::PreFetch {
+            size: CdbSize::Ten,
+            lba: 7,
+            blocks: 9,
+            immed: true,
+        })
+    );
+    let mut cdb16 = [0u8; 16];
+    cdb16[0] = 0x90;
+    cdb16[9] = 1;
+    cdb16[13] = 2;
+    assert!(matches!(
+        decode(&cdb16),
+        Ok(Cdb::PreFetch {
+            size: CdbSize::Sixteen,
+            lba: 1,
+            blocks: 2,
+            immed: false
+        })
+    ));
+}
+
+#[test]
 fn reserved_bit_is_pointed_at() {
     // READ (10) byte 1 bit 0 is obsolete/reserved.
     let cdb = [0x28, 0x01, 0, 0, 0, 0, 0, 0, 1, 0];
