@@ -11,6 +11,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use lunar_reactor::{DataPlane, DataPlaneConfig, StartError};
 
@@ -150,10 +151,31 @@ pub fn run(args: &Args, signals: Signals) -> Result<(), FatalError> {
 
     server::control_loop(&mut controller, &messages);
     tracing::info!("shutting down");
-    controller.shutdown();
     drop(socket_file);
+    start_shutdown_watchdog();
+    controller.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long stopping the data plane may take before lunard exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// Exit the process if the shutdown has not finished within [`SHUTDOWN_GRACE`].
+fn start_shutdown_watchdog() {
+    let spawned = thread::Builder::new()
+        .name("shutdown-watchdog".to_string())
+        .spawn(|| {
+            thread::sleep(SHUTDOWN_GRACE);
+            eprintln!(
+                "lunard: the data plane did not stop within {} s; exiting anyway",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the shutdown watchdog: {e}");
+    }
 }
 
 /// Create the state directory (mode 0700 when new) and return its absolute path.
