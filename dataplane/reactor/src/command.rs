@@ -56,15 +56,6 @@ pub struct Cmd {
     started: Instant,
 }
 
-fn good_reply(io: &BlockIo) -> ScsiReply {
-    ScsiReply {
-        status: 0,
-        sense: Vec::new(),
-        data_in: Vec::new(),
-        transfer_len_bytes: io.transfer_len_bytes,
-    }
-}
-
 impl Reactor {
     /// Handle a command the iSCSI state machine delivered.
     pub(crate) fn execute(&mut self, conn_id: UserData, command: ScsiCommand) {
@@ -377,6 +368,15 @@ impl Reactor {
         let Some(cmd) = self.cmds.get_mut(id) else {
             return;
         };
+        if !cmd.failed && cmd.io.op == BlockOp::Compare {
+            if let Some(offset) = self.first_mismatch(id) {
+                let cmd = self.cmds.remove(id).expect("live");
+                let reply = lunar_scsi::miscompare_reply(&cmd.io, offset);
+                self.finish(cmd, reply);
+                return;
+            }
+        }
+        let cmd = self.cmds.get_mut(id).expect("live");
         if !cmd.failed && cmd.io.op != BlockOp::Flush {
             cmd.done_bytes += cmd.chunk_bytes;
             if cmd.done_bytes < cmd.total_bytes {
@@ -388,9 +388,26 @@ impl Reactor {
         let reply = if cmd.failed {
             lunar_scsi::io_error_reply(&cmd.io)
         } else {
-            good_reply(&cmd.io)
+            lunar_scsi::good_reply(&cmd.io)
         };
         self.finish(cmd, reply);
+    }
+
+    /// For a compare chunk just read: the offset (from the start of the command's range) of the
+    /// first byte that differs from the data-out, if any.
+    fn first_mismatch(&self, id: UserData) -> Option<u64> {
+        let cmd = self.cmds.get(id)?;
+        let buf = cmd.buf?;
+        let start = cmd.done_bytes as usize;
+        let len = cmd.chunk_bytes as usize;
+        let read = &self.ring.bufs().slice(buf)[..len];
+        let Some(expected) = cmd.data_out.get(start..start + len) else {
+            return Some(cmd.done_bytes);
+        };
+        read.iter()
+            .zip(expected)
+            .position(|(a, b)| a != b)
+            .map(|i| (start + i) as u64)
     }
 
     /// Report the command to its connection (if still there) and release what it held.
