@@ -59,6 +59,17 @@ impl DeviceOpener for FakeOpener {
     }
 }
 
+/// A published volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedVolume {
+    pub name: String,
+    pub uid: u64,
+    pub block_size: u32,
+    pub layout: Layout,
+    /// Size of the compiled map.
+    pub size_bytes: u64,
+}
+
 /// `(lun, volume index, read_only)`.
 pub type PublishedLun = (u64, usize, bool);
 
@@ -67,8 +78,7 @@ pub type PublishedLun = (u64, usize, bool);
 pub struct Published {
     pub generation: u64,
     pub devices: Vec<Option<PathBuf>>,
-    /// `(name, uid, block_size, layout)`.
-    pub volumes: Vec<(String, u64, u32, Layout)>,
+    pub volumes: Vec<PublishedVolume>,
     /// `(iqn, [(lun, volume index, read_only)])`.
     pub targets: Vec<(String, Vec<PublishedLun>)>,
 }
@@ -119,7 +129,13 @@ impl Publisher for FakePlane {
             volumes: snapshot
                 .volumes
                 .iter()
-                .map(|v| (v.name.clone(), v.uid, v.block_size, v.map.root.clone()))
+                .map(|v| PublishedVolume {
+                    name: v.name.clone(),
+                    uid: v.uid,
+                    block_size: v.block_size,
+                    layout: v.map.root.clone(),
+                    size_bytes: v.map.size_bytes,
+                })
                 .collect(),
             targets: snapshot
                 .targets

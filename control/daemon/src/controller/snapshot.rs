@@ -39,7 +39,12 @@ pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, Co
             name: volume.name.clone(),
             uid: volume.uid.0,
             block_size: volume.block_size,
-            map: VolumeMap::new(to_layout(&volume.layout, &device_id)?),
+            map: VolumeMap::try_new(to_layout(&volume.layout, &device_id)?).map_err(|e| {
+                ControlError::Conflict(format!(
+                    "the layout of volume '{}' is not usable: {e}",
+                    volume.name
+                ))
+            })?,
         });
     }
     let mut targets = Vec::with_capacity(config.targets.len());

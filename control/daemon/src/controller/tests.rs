@@ -84,13 +84,14 @@ fn full_configuration_is_persisted_and_published() {
     let published = plane.last();
     assert_eq!(published.generation, 4);
     assert_eq!(published.devices, vec![Some("/dev/disk1".into())]);
-    let (name, uid, block_size, layout) = &published.volumes[0];
-    assert_eq!(name, "vol1");
-    assert_ne!(*uid, 0);
-    assert_eq!(*block_size, 512);
+    let volume = &published.volumes[0];
+    assert_eq!(volume.name, "vol1");
+    assert_ne!(volume.uid, 0);
+    assert_eq!(volume.block_size, 512);
+    assert_eq!(volume.size_bytes, 1 << 20);
     assert_eq!(
-        layout,
-        &Layout::Linear {
+        volume.layout,
+        Layout::Linear {
             device: 0,
             offset_bytes: 0,
             size_bytes: 1 << 20
@@ -268,7 +269,8 @@ fn volume_create_concat_and_names() {
     assert_eq!(bad.code(), lunar_api::code::INVALID_PARAMS);
     let published = plane.last();
     assert_eq!(published.volumes.len(), 1);
-    assert!(matches!(published.volumes[0].3, Layout::Concat(ref m) if m.len() == 2));
+    assert!(matches!(published.volumes[0].layout, Layout::Concat(ref m) if m.len() == 2));
+    assert_eq!(published.volumes[0].size_bytes, info.size_bytes);
 }
 
 #[test]
@@ -520,4 +522,52 @@ fn shutdown_stops_the_publisher() {
     let (c, plane, _) = controller();
     c.shutdown();
     assert!(plane.state().shut_down);
+}
+
+#[test]
+fn a_restart_from_the_state_directory_restores_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::store::FileStore::new(dir.path());
+    let parts = |plane: &FakePlane| Parts {
+        opener: Box::new(standard_opener()),
+        publisher: Box::new(plane.clone()),
+        store: Box::new(store.clone()),
+        about: About::default(),
+    };
+    let first_plane = FakePlane::default();
+    let mut first = Controller::new(Config::default(), Devices::new(), parts(&first_plane))
+        .expect("first start");
+    add_device(&mut first, "disk1", "/dev/disk1");
+    add_device(&mut first, "disk2", "/dev/disk2");
+    let vol = create_volume(&mut first, "vol1", linear("disk2", 0, Some(1 << 20))).expect("vol1");
+    create_target(&mut first, "iqn.2026-11.dev.lunar:t1", vec![lun(5, "vol1")]).expect("target");
+    first
+        .device_remove(DeviceRemoveParams {
+            name: "disk1".into(),
+        })
+        .expect("remove");
+    let before = first.config().clone();
+    drop(first);
+
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.config, before);
+    let devices = open_devices(&loaded.config, &standard_opener()).expect("open");
+    let plane = FakePlane::default();
+    let mut second = Controller::new(loaded.config, devices, parts(&plane)).expect("restart");
+    let published = plane.last();
+    assert_eq!(
+        published.devices,
+        vec![None, Some("/dev/disk2".into())],
+        "device ids kept"
+    );
+    assert_eq!(
+        published.volumes[0].uid,
+        u64::from_str_radix(&vol.uid, 16).expect("hex")
+    );
+    assert_eq!(published.targets[0].1, vec![(5, 0, false)]);
+    let listed = second.volume_list(Empty {}).expect("list");
+    assert_eq!(
+        listed.volumes[0].uid, vol.uid,
+        "uid is stable across restarts"
+    );
 }
