@@ -284,27 +284,35 @@ impl Reactor {
                 .flags(types::FsyncFlags::DATASYNC)
                 .build(),
             (PieceKind::Read, Some(buf)) => {
+                let fixed = self.ring.fixed_buffers();
                 let ptr = self.ring.bufs_mut().ptr(buf, piece.buf_offset_bytes);
-                opcode::ReadFixed::new(
-                    fd,
-                    ptr,
-                    piece.len_bytes as u32,
-                    BufPool::registered_index(buf),
-                )
-                .offset(piece.device_offset_bytes)
-                .build()
+                let len = piece.len_bytes as u32;
+                if fixed {
+                    opcode::ReadFixed::new(fd, ptr, len, BufPool::registered_index(buf))
+                        .offset(piece.device_offset_bytes)
+                        .build()
+                } else {
+                    opcode::Read::new(fd, ptr, len)
+                        .offset(piece.device_offset_bytes)
+                        .build()
+                }
             }
             (PieceKind::Write { fua }, Some(buf)) => {
+                let fixed = self.ring.fixed_buffers();
                 let ptr = self.ring.bufs_mut().ptr(buf, piece.buf_offset_bytes);
-                opcode::WriteFixed::new(
-                    fd,
-                    ptr,
-                    piece.len_bytes as u32,
-                    BufPool::registered_index(buf),
-                )
-                .offset(piece.device_offset_bytes)
-                .rw_flags(if fua { libc::RWF_DSYNC } else { 0 })
-                .build()
+                let len = piece.len_bytes as u32;
+                let rw_flags = if fua { libc::RWF_DSYNC } else { 0 };
+                if fixed {
+                    opcode::WriteFixed::new(fd, ptr, len, BufPool::registered_index(buf))
+                        .offset(piece.device_offset_bytes)
+                        .rw_flags(rw_flags)
+                        .build()
+                } else {
+                    opcode::Write::new(fd, ptr, len)
+                        .offset(piece.device_offset_bytes)
+                        .rw_flags(rw_flags)
+                        .build()
+                }
             }
             (_, None) => {
                 self.on_backend(id, piece, -libc::EINVAL);

@@ -136,7 +136,16 @@ impl DataPlane {
                     match reactor {
                         Ok(reactor) => {
                             let _ = ready_tx.send(Ok(()));
-                            reactor.run();
+                            let run =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                                    reactor.run()
+                                }));
+                            if run.is_err() {
+                                // A reactor that lost its state cannot keep its promises to
+                                // hosts; stop the whole daemon rather than limp on.
+                                tracing::error!(reactor = index, "reactor panicked; aborting");
+                                std::process::abort();
+                            }
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));

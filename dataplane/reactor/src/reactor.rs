@@ -201,7 +201,15 @@ impl Reactor {
 
     /// Run until shut down.
     pub fn run(mut self) {
-        tracing::info!(reactor = self.id, "reactor started");
+        if self.ring.fixed_buffers() {
+            tracing::info!(reactor = self.id, "reactor started");
+        } else {
+            tracing::warn!(
+                reactor = self.id,
+                "reactor started with unregistered I/O buffers: RLIMIT_MEMLOCK is too small to \
+                 register them (raise it, e.g. `ulimit -l unlimited`, for the fixed-buffer path)"
+            );
+        }
         let mut idle_turns: u32 = 0;
         let shutdown_deadline_ms = u64::MAX;
         let mut shutdown_deadline = shutdown_deadline_ms;

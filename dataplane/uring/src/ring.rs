@@ -26,6 +26,8 @@ pub struct SqFull;
 pub struct Ring {
     ring: IoUring,
     pool: BufPool,
+    /// Whether `pool` is registered with the ring (fixed-buffer operations allowed).
+    fixed_buffers: bool,
 }
 
 impl Ring {
@@ -39,8 +41,24 @@ impl Ring {
         let iovecs = pool.iovecs();
         // SAFETY: the iovecs point into `pool`'s mappings, which `Ring` owns and which outlive
         // the ring's registration (the ring field drops first, unregistering on close).
-        unsafe { ring.submitter().register_buffers(&iovecs)? };
-        Ok(Ring { ring, pool })
+        let fixed_buffers = match unsafe { ring.submitter().register_buffers(&iovecs) } {
+            Ok(()) => true,
+            // Registration pins memory against RLIMIT_MEMLOCK, which is small for unprivileged
+            // users: run with plain (unregistered) buffers instead.
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(Ring {
+            ring,
+            pool,
+            fixed_buffers,
+        })
+    }
+
+    /// Whether the pool's buffers are registered, so `ReadFixed`/`WriteFixed` may be used;
+    /// otherwise plain `Read`/`Write` on the same buffers.
+    pub fn fixed_buffers(&self) -> bool {
+        self.fixed_buffers
     }
 
     pub fn bufs(&self) -> &BufPool {
