@@ -8,10 +8,36 @@
 //! command completions and the current time, and drains the bytes it wants sent.
 //!
 //! The reactor-facing contract is the [`Connection`] type and the [`Action`]s it emits.
+//!
+//! Modules: [`connection`] (contract, byte intake), `login` (login phase), `security`
+//! (AuthMethod), `negotiate` (operational keys), `params` (negotiated values), `ffp`
+//! (full feature phase dispatch, NOP, logout, reject), `command` (SCSI commands, data-out,
+//! R2T), `completion` (Data-In, SCSI Response, residuals), `text_exchange` and `discovery`
+//! (Text requests, SendTargets), `tmf` (task management), `seq` (StatSN and the CmdSN window),
+//! `tasks` (task table, buffers, budgets), `keepalive` (timers), `sendq` (outgoing bytes).
 
 pub mod connection;
+
+mod command;
+mod completion;
+mod discovery;
+mod ffp;
+mod keepalive;
+mod login;
+mod negotiate;
+mod params;
+mod security;
+mod sendq;
+mod seq;
+mod tasks;
+mod text_exchange;
+mod tmf;
+
+#[cfg(test)]
+mod tests;
 
 pub use connection::{
     Action, CloseReason, CommandResult, ConnConfig, Connection, ScsiCommand, SessionKind,
     TargetCatalog, TaskId,
 };
+pub use tasks::{MAX_COMMAND_DATA_OUT_BYTES, MAX_SOLICITED_DATA_OUT_BYTES};

@@ -1,0 +1,340 @@
+//! SCSI Command intake and write data (RFC 7143 §11.3, §11.7, §11.8): checks a command against
+//! the session (discovery, pending logout, tags, window), gathers immediate data, the
+//! unsolicited Data-Out sequence (InitialR2T=No, up to FirstBurstLength) and solicited data
+//! (R2Ts of at most MaxBurstLength, at most MaxOutstandingR2T at a time, within the
+//! connection's solicited-data budget), checks DataSN and buffer offsets (in order, as
+//! DataPDUInOrder and DataSequenceInOrder require), and emits `Action::Execute` once all
+//! data-out is in. Sequence errors are unrecoverable at ERL 0: Reject, then close.
+
+use lunar_wire::iscsi::ahs;
+use lunar_wire::iscsi::codes::reject_reason;
+use lunar_wire::iscsi::initiator::{DataOutHeader, ScsiCommandHeader};
+use lunar_wire::iscsi::target::ReadyToTransferHeader;
+use lunar_wire::iscsi::{lun, Frame, Pdu, RESERVED_TAG};
+
+use crate::connection::{Action, Connection, ScsiCommand, SessionKind, TaskId};
+use crate::tasks::{
+    R2tSeq, Refusal, Task, TaskState, UnsolicitedSeq, WriteProgress, MAX_COMMAND_DATA_OUT_BYTES,
+};
+
+/// Immediate commands accepted beyond the queue depth before they are rejected.
+pub(crate) const IMMEDIATE_COMMAND_SLACK: u32 = 16;
+
+impl Connection {
+    pub(crate) fn on_scsi_command(&mut self, frame: &Frame<'_>, actions: &mut Vec<Action>) {
+        let cmd = ScsiCommandHeader::view(frame.bhs_bytes);
+        let immediate = frame.bhs().is_immediate();
+        if !self.admit(immediate, cmd.cmd_sn.get()) {
+            return;
+        }
+        let itt = cmd.initiator_task_tag.get();
+        if self.session_kind() == SessionKind::Discovery {
+            self.reject(reject_reason::PROTOCOL_ERROR, frame.bhs_bytes);
+            return;
+        }
+        if self.logout.is_some() {
+            self.reject(reject_reason::WAITING_FOR_LOGOUT, frame.bhs_bytes);
+            return;
+        }
+        if itt == RESERVED_TAG {
+            self.reject(reject_reason::INVALID_PDU_FIELD, frame.bhs_bytes);
+            return;
+        }
+        if self.tasks.contains(itt) {
+            self.reject(reject_reason::TASK_IN_PROGRESS, frame.bhs_bytes);
+            return;
+        }
+        let limit = self.seq.queue_depth() + IMMEDIATE_COMMAND_SLACK;
+        if self.tasks.len() >= limit as usize {
+            let reason = if immediate {
+                reject_reason::IMMEDIATE_COMMAND_REJECT
+            } else {
+                reject_reason::PROTOCOL_ERROR
+            };
+            self.reject(reason, frame.bhs_bytes);
+            return;
+        }
+        let cdb = match ahs::extended_cdb(frame.ahs) {
+            Ok(Some(tail)) => [cmd.cdb.as_slice(), tail].concat(),
+            Ok(None) => cmd.cdb.to_vec(),
+            Err(_) => {
+                self.reject(reject_reason::INVALID_PDU_FIELD, frame.bhs_bytes);
+                return;
+            }
+        };
+        let expected_len_bytes = cmd.expected_data_transfer_len.get();
+        let (read, write) = (cmd.is_read(), cmd.is_write());
+        let immediate_data = frame.data;
+        let unsolicited_follows = !cmd.is_final();
+        let first_burst = self.params.first_burst_len_bytes.min(expected_len_bytes);
+        let bad_immediate = !immediate_data.is_empty()
+            && (!write
+                || !self.params.immediate_data
+                || immediate_data.len() > first_burst as usize);
+        let bad_unsolicited =
+            unsolicited_follows && (!write || self.params.initial_r2t || expected_len_bytes == 0);
+        if bad_immediate || bad_unsolicited {
+            // Data-Out PDUs of this command may follow: drop them quietly.
+            self.tasks.note_ended(itt);
+            self.reject(reject_reason::PROTOCOL_ERROR, frame.bhs_bytes);
+            return;
+        }
+        let refusal = if read && write {
+            Some(Refusal::Bidirectional)
+        } else if write && expected_len_bytes > MAX_COMMAND_DATA_OUT_BYTES {
+            Some(Refusal::WriteTooLong)
+        } else {
+            None
+        };
+        let mut progress = WriteProgress::default();
+        if write && expected_len_bytes > 0 {
+            if refusal.is_none() {
+                let initial = (first_burst as usize).max(immediate_data.len());
+                progress.data = self.tasks.buffer(initial);
+                progress.data.extend_from_slice(immediate_data);
+            }
+            progress.received_bytes = immediate_data.len() as u32;
+            progress.next_r2t_offset_bytes = progress.received_bytes;
+            if unsolicited_follows {
+                progress.unsolicited = Some(UnsolicitedSeq {
+                    next_data_sn: 0,
+                    limit_bytes: first_burst,
+                });
+            }
+        }
+        self.seq.hold();
+        self.tasks.insert(Task {
+            itt,
+            lun: lun::decode(cmd.lun),
+            lun_field: cmd.lun,
+            cdb,
+            expected_len_bytes,
+            read,
+            write,
+            refusal,
+            state: TaskState::Receiving(progress),
+            r2ts_sent: 0,
+            aborted_by: None,
+        });
+        self.advance_write(itt, actions);
+    }
+
+    pub(crate) fn on_data_out(&mut self, frame: &Frame<'_>, actions: &mut Vec<Action>) {
+        let hdr = DataOutHeader::view(frame.bhs_bytes);
+        let itt = hdr.initiator_task_tag.get();
+        if !self.tasks.contains(itt) {
+            if !self.tasks.recently_ended(itt) {
+                self.reject(reject_reason::INVALID_PDU_FIELD, frame.bhs_bytes);
+            }
+            return;
+        }
+        if let Err(reason) = self.accept_data_out(hdr, frame.bhs().is_final(), frame.data) {
+            self.protocol_error(
+                frame.bhs_bytes,
+                format!("Data-Out for task {itt:#x}: {reason}"),
+                actions,
+            );
+            return;
+        }
+        self.advance_write(itt, actions);
+    }
+
+    /// Checks one Data-Out PDU against the task's sequences and appends its data.
+    fn accept_data_out(
+        &mut self,
+        hdr: &DataOutHeader,
+        is_final: bool,
+        data: &[u8],
+    ) -> Result<(), &'static str> {
+        let itt = hdr.initiator_task_tag.get();
+        let Some(task) = self.tasks.get_mut(itt) else {
+            return Err("unknown task");
+        };
+        let keep_data = task.refusal.is_none();
+        let expected_len_bytes = task.expected_len_bytes;
+        let TaskState::Receiving(write) = &mut task.state else {
+            return Err("command is already executing");
+        };
+        let len = u32::try_from(data.len()).map_err(|_| "data segment too long")?;
+        if hdr.buffer_offset.get() != write.received_bytes {
+            return Err("buffer offset out of order");
+        }
+        let end = write
+            .received_bytes
+            .checked_add(len)
+            .filter(|&end| end <= expected_len_bytes)
+            .ok_or("data beyond the expected data transfer length")?;
+        let ttt = hdr.target_transfer_tag.get();
+        let data_sn = hdr.data_sn.get();
+        if ttt == RESERVED_TAG {
+            let Some(unsolicited) = write.unsolicited.as_mut() else {
+                return Err("unsolicited data not expected");
+            };
+            if data_sn != unsolicited.next_data_sn {
+                return Err("unexpected DataSN");
+            }
+            if end > unsolicited.limit_bytes {
+                return Err("unsolicited data beyond FirstBurstLength");
+            }
+            unsolicited.next_data_sn = unsolicited.next_data_sn.wrapping_add(1);
+            if is_final {
+                write.unsolicited = None;
+                write.next_r2t_offset_bytes = end;
+            }
+        } else {
+            let Some(r2t) = write.r2ts.front_mut() else {
+                return Err("no R2T outstanding");
+            };
+            if r2t.ttt != ttt {
+                return Err("target transfer tag does not match the oldest R2T");
+            }
+            if data_sn != r2t.next_data_sn {
+                return Err("unexpected DataSN");
+            }
+            if r2t.received_bytes + len > r2t.len_bytes {
+                return Err("more data than the R2T asked for");
+            }
+            r2t.received_bytes += len;
+            r2t.next_data_sn = r2t.next_data_sn.wrapping_add(1);
+            if r2t.received_bytes == r2t.len_bytes {
+                write.r2ts.pop_front();
+            } else if is_final {
+                return Err("sequence ended before the R2T was satisfied");
+            }
+        }
+        if keep_data {
+            write.data.extend_from_slice(data);
+        }
+        write.received_bytes = end;
+        Ok(())
+    }
+
+    /// Moves a receiving task on: executes it once all data is in, otherwise solicits more.
+    fn advance_write(&mut self, itt: u32, actions: &mut Vec<Action>) {
+        let Some(task) = self.tasks.get(itt) else {
+            return;
+        };
+        let TaskState::Receiving(write) = &task.state else {
+            return;
+        };
+        if write.unsolicited.is_some() {
+            return;
+        }
+        let all_in = write.received_bytes >= task.expected_len_bytes || !task.write;
+        if all_in || task.refusal.is_some() {
+            self.finish_receiving(itt, actions);
+        } else {
+            self.solicit(itt);
+        }
+    }
+
+    /// Sends the R2Ts a write may have outstanding, once it holds a share of the budget.
+    pub(crate) fn solicit(&mut self, itt: u32) {
+        let max_outstanding = self.params.max_outstanding_r2t.max(1) as usize;
+        let max_burst = self.params.max_burst_len_bytes.max(1);
+        let Some(task) = self.tasks.get(itt) else {
+            return;
+        };
+        let expected_len_bytes = task.expected_len_bytes;
+        let granted = matches!(&task.state, TaskState::Receiving(w) if w.granted);
+        if !granted {
+            if !self.tasks.try_grant(expected_len_bytes) {
+                if !self.tasks.waiting_for_budget.contains(&itt) {
+                    self.tasks.waiting_for_budget.push_back(itt);
+                }
+                return;
+            }
+            self.tasks.waiting_for_budget.retain(|&t| t != itt);
+        }
+        let Some(task) = self.tasks.get_mut(itt) else {
+            return;
+        };
+        let TaskState::Receiving(write) = &mut task.state else {
+            return;
+        };
+        if !write.granted {
+            write.granted = true;
+            let missing = (expected_len_bytes as usize).saturating_sub(write.data.len());
+            if task.refusal.is_none() {
+                write.data.reserve_exact(missing);
+            }
+        }
+        while write.r2ts.len() < max_outstanding && write.next_r2t_offset_bytes < expected_len_bytes
+        {
+            let offset_bytes = write.next_r2t_offset_bytes;
+            let len_bytes = (expected_len_bytes - offset_bytes).min(max_burst);
+            let ttt = self.ttt.next();
+            let header = ReadyToTransferHeader::new(
+                task.lun_field,
+                itt,
+                ttt,
+                write.next_r2t_sn,
+                offset_bytes,
+                len_bytes,
+                self.seq.peek(),
+            );
+            self.send.push(&header, &[]);
+            write.r2ts.push_back(R2tSeq {
+                ttt,
+                offset_bytes,
+                len_bytes,
+                received_bytes: 0,
+                next_data_sn: 0,
+            });
+            write.next_r2t_sn = write.next_r2t_sn.wrapping_add(1);
+            write.next_r2t_offset_bytes = offset_bytes + len_bytes;
+            task.r2ts_sent = task.r2ts_sent.wrapping_add(1);
+        }
+    }
+
+    /// All data-out is in (or the command is refused): execute it, or answer the refusal.
+    fn finish_receiving(&mut self, itt: u32, actions: &mut Vec<Action>) {
+        let Some(task) = self.tasks.get_mut(itt) else {
+            return;
+        };
+        if let Some(refusal) = task.refusal {
+            let r2ts_sent = task.r2ts_sent;
+            self.drop_task(itt);
+            self.send_refusal(itt, refusal, r2ts_sent);
+            return;
+        }
+        let cdb = std::mem::take(&mut task.cdb);
+        let (lun, expected_len_bytes, read, write) =
+            (task.lun, task.expected_len_bytes, task.read, task.write);
+        let data_out = self.tasks.start_executing(itt).unwrap_or_default();
+        actions.push(Action::Execute(ScsiCommand {
+            task: TaskId(itt),
+            lun,
+            cdb,
+            expected_len_bytes,
+            read,
+            write,
+            data_out,
+        }));
+        self.serve_budget_waiters();
+    }
+
+    /// Ends a task the target will not execute (aborted, refused, logout): frees its window
+    /// slot and budget share; Data-Out PDUs still in flight for it are dropped quietly.
+    pub(crate) fn drop_task(&mut self, itt: u32) {
+        if self.tasks.remove(itt).is_some() {
+            self.seq.release();
+            self.tasks.note_ended(itt);
+            self.serve_budget_waiters();
+        }
+    }
+
+    /// Lets writes waiting for the solicited-data budget proceed, oldest first.
+    pub(crate) fn serve_budget_waiters(&mut self) {
+        while let Some(&itt) = self.tasks.waiting_for_budget.front() {
+            if !self.tasks.contains(itt) {
+                self.tasks.waiting_for_budget.pop_front();
+                continue;
+            }
+            self.solicit(itt);
+            if self.tasks.waiting_for_budget.front() == Some(&itt) {
+                break;
+            }
+        }
+    }
+}

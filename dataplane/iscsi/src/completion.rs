@@ -1,0 +1,201 @@
+//! Command completion (RFC 7143 §11.4, §11.7): Data-In PDUs split by the initiator's
+//! MaxRecvDataSegmentLength and grouped in sequences of at most MaxBurstLength, numbered by
+//! DataSN; status in the final Data-In (S bit) when the command is GOOD without sense,
+//! otherwise a SCSI Response carrying the sense data; residual overflow/underflow from the
+//! Expected Data Transfer Length against the length the CDB asked for and the data sent.
+
+use lunar_wire::iscsi::target::{DataInHeader, DataInStatus, Residual, ScsiResponseHeader};
+
+use crate::connection::{Action, CommandResult, Connection};
+use crate::tasks::{Refusal, Task, TaskState};
+
+/// SCSI status GOOD.
+pub(crate) const STATUS_GOOD: u8 = 0x00;
+/// SCSI status CHECK CONDITION.
+pub(crate) const STATUS_CHECK_CONDITION: u8 = 0x02;
+
+/// Fixed-format sense data: ILLEGAL REQUEST, INVALID FIELD IN COMMAND INFORMATION UNIT.
+const SENSE_INVALID_FIELD_IN_COMMAND_IU: [u8; 18] = [
+    0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x0e, 0x03, 0, 0, 0, 0,
+];
+
+/// The residual of a command: overflow when the CDB asked for more than the expected length;
+/// otherwise underflow by what was not transferred (the data sent for reads, the CDB's length
+/// for writes and commands without data).
+pub(crate) fn residual(
+    expected_len_bytes: u32,
+    read: bool,
+    scsi_transfer_len_bytes: u32,
+    data_in_sent_bytes: u32,
+) -> Residual {
+    if scsi_transfer_len_bytes > expected_len_bytes {
+        return Residual::Overflow(scsi_transfer_len_bytes - expected_len_bytes);
+    }
+    let transferred = if read {
+        data_in_sent_bytes
+    } else {
+        scsi_transfer_len_bytes
+    };
+    if transferred < expected_len_bytes {
+        Residual::Underflow(expected_len_bytes - transferred)
+    } else {
+        Residual::None
+    }
+}
+
+impl Connection {
+    pub(crate) fn complete_command(&mut self, itt: u32, result: &CommandResult<'_>, _now_ms: u64) {
+        if !matches!(
+            self.tasks.get(itt).map(|t| &t.state),
+            Some(TaskState::Executing)
+        ) {
+            tracing::debug!(itt, "completion for a task that is not executing");
+            return;
+        }
+        let Some(task) = self.tasks.remove(itt) else {
+            return;
+        };
+        self.seq.release();
+        match task.aborted_by {
+            Some(tmf_itt) => self.on_aborted_task_done(tmf_itt),
+            None => self.send_command_result(&task, result),
+        }
+        if let Some(logout) = self.logout {
+            if self.tasks.executing() == 0 {
+                let mut actions: Vec<Action> = Vec::new();
+                self.finish_logout(logout.itt, &mut actions);
+                self.deferred_actions.append(&mut actions);
+            }
+        }
+    }
+
+    fn send_command_result(&mut self, task: &Task, result: &CommandResult<'_>) {
+        let data_in: &[u8] = if task.read {
+            let len = result.data_in.len().min(task.expected_len_bytes as usize);
+            &result.data_in[..len]
+        } else {
+            &[]
+        };
+        let residual = residual(
+            task.expected_len_bytes,
+            task.read,
+            result.scsi_transfer_len_bytes,
+            data_in.len() as u32,
+        );
+        let status_in_data =
+            result.status == STATUS_GOOD && result.sense.is_empty() && !data_in.is_empty();
+        let status = status_in_data.then_some((result.status, residual));
+        let data_pdus = self.send_data_in(task, data_in, status);
+        if !status_in_data {
+            self.send_scsi_response(
+                task.itt,
+                result.status,
+                result.sense,
+                residual,
+                data_pdus.wrapping_add(task.r2ts_sent),
+            );
+        }
+    }
+
+    /// Sends `data` as Data-In PDUs; the last one carries `status` when given. Returns the
+    /// number of PDUs sent.
+    fn send_data_in(&mut self, task: &Task, data: &[u8], status: Option<(u8, Residual)>) -> u32 {
+        let max_pdu = self.params.max_xmit_data_segment_len_bytes.max(1) as usize;
+        let max_burst = self.params.max_burst_len_bytes.max(1) as usize;
+        let mut offset = 0usize;
+        let mut data_sn = 0u32;
+        let mut burst_left = max_burst;
+        while offset < data.len() {
+            let len = max_pdu.min(data.len() - offset).min(burst_left);
+            let end = offset + len;
+            let last = end == data.len();
+            burst_left -= len;
+            let ends_sequence = last || burst_left == 0;
+            if burst_left == 0 {
+                burst_left = max_burst;
+            }
+            let (pdu_status, seq) = match status.filter(|_| last) {
+                Some((status, residual)) => {
+                    let seq = self.seq.take();
+                    (
+                        Some(DataInStatus {
+                            status,
+                            residual,
+                            stat_sn: seq.stat_sn,
+                        }),
+                        seq,
+                    )
+                }
+                None => (None, self.seq.peek()),
+            };
+            let header = DataInHeader::new(
+                task.lun_field,
+                task.itt,
+                data_sn,
+                offset as u32,
+                ends_sequence,
+                pdu_status,
+                seq,
+            );
+            self.send.push(&header, &[&data[offset..end]]);
+            data_sn = data_sn.wrapping_add(1);
+            offset = end;
+        }
+        data_sn
+    }
+
+    pub(crate) fn send_scsi_response(
+        &mut self,
+        itt: u32,
+        status: u8,
+        sense: &[u8],
+        residual: Residual,
+        exp_data_sn: u32,
+    ) {
+        let header = ScsiResponseHeader::new(itt, status, residual, exp_data_sn, self.seq.take());
+        if sense.is_empty() {
+            self.send.push(&header, &[]);
+            return;
+        }
+        // SenseLength, then the sense data, within what the initiator accepts.
+        let max_sense = (self.params.max_xmit_data_segment_len_bytes as usize)
+            .saturating_sub(2)
+            .min(usize::from(u16::MAX));
+        let sense = &sense[..sense.len().min(max_sense)];
+        let sense_len = (sense.len() as u16).to_be_bytes();
+        self.send.push(&header, &[&sense_len, sense]);
+    }
+
+    /// Answers a command the target will not execute with CHECK CONDITION.
+    pub(crate) fn send_refusal(&mut self, itt: u32, refusal: Refusal, r2ts_sent: u32) {
+        tracing::debug!(itt, ?refusal, "command refused");
+        self.send_scsi_response(
+            itt,
+            STATUS_CHECK_CONDITION,
+            &SENSE_INVALID_FIELD_IN_COMMAND_IU,
+            Residual::None,
+            r2ts_sent,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn residuals_follow_libiscsi_expectations() {
+        // READ(10) of one 512-byte block.
+        assert_eq!(residual(0, true, 512, 0), Residual::Overflow(512));
+        assert_eq!(residual(10_000, true, 512, 512), Residual::Underflow(9488));
+        assert_eq!(residual(200, true, 512, 200), Residual::Overflow(312));
+        assert_eq!(residual(512, true, 1024, 512), Residual::Overflow(512));
+        assert_eq!(residual(512, true, 512, 512), Residual::None);
+        // MODE SENSE(6) with allocation length 255 returning less.
+        assert_eq!(residual(255, true, 255, 36), Residual::Underflow(219));
+        // WRITE(10) of one block.
+        assert_eq!(residual(1024, false, 512, 0), Residual::Underflow(512));
+        assert_eq!(residual(200, false, 512, 0), Residual::Overflow(312));
+        assert_eq!(residual(0, false, 0, 0), Residual::None);
+    }
+}

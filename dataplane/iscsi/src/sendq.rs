@@ -1,0 +1,68 @@
+//! The bytes waiting to go out on the socket: PDUs are encoded straight into one buffer the
+//! reactor drains with `send_buf`/`consume_sent`.
+
+use lunar_wire::iscsi::encode::push_pdu_parts;
+use lunar_wire::iscsi::Pdu;
+
+/// Above this many unsent bytes the connection stops asking for input.
+pub(crate) const SEND_HIGH_WATER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Once this many bytes at the front are sent, they are dropped even if more remain.
+const COMPACT_AFTER_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct SendQueue {
+    buf: Vec<u8>,
+    sent: usize,
+}
+
+impl SendQueue {
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.sent..]
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.sent = self.sent.saturating_add(n).min(self.buf.len());
+        if self.sent == self.buf.len() {
+            self.buf.clear();
+            self.sent = 0;
+        } else if self.sent >= COMPACT_AFTER_BYTES && self.sent * 2 >= self.buf.len() {
+            self.buf.drain(..self.sent);
+            self.sent = 0;
+        }
+    }
+
+    /// Appends one PDU whose data segment is the concatenation of `parts`. Callers size data
+    /// segments by the negotiated limits, far below the 24-bit field; a segment that does not
+    /// fit is dropped and logged rather than sent corrupt.
+    pub fn push<T: Pdu>(&mut self, header: &T, parts: &[&[u8]]) {
+        if let Err(err) = push_pdu_parts(&mut self.buf, header, parts) {
+            tracing::error!(%err, opcode = ?T::OPCODE, "PDU not sent");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lunar_wire::iscsi::target::{NopInHeader, StatusSeq};
+
+    #[test]
+    fn consume_drains_from_the_front() {
+        let mut q = SendQueue::default();
+        q.push(
+            &NopInHeader::new([0; 8], 1, 2, StatusSeq::default()),
+            &[b"abcd"],
+        );
+        assert_eq!(q.len_bytes(), 52);
+        q.consume(50);
+        assert_eq!(q.pending(), b"cd");
+        q.consume(10);
+        assert_eq!(q.len_bytes(), 0);
+        assert!(q.pending().is_empty());
+    }
+}

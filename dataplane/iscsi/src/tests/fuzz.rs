@@ -1,0 +1,165 @@
+//! Property tests: arbitrary or mutated byte streams, cut at arbitrary points, never panic,
+//! never make the connection buffer more than one PDU of input, and keep what it sends
+//! proportional to what it receives.
+
+use proptest::prelude::*;
+
+use super::initiator::*;
+use crate::connection::{Action, CommandResult, ConnConfig, Connection, TaskId};
+
+/// A valid conversation: login, a read, a write with R2T data, a NOP, a text request, logout.
+fn conversation() -> Vec<u8> {
+    let mut out = Vec::new();
+    let security = text_data(&[
+        ("InitiatorName", INITIATOR),
+        ("TargetName", TARGET),
+        ("AuthMethod", "None"),
+    ]);
+    out.extend(login_request(true, false, 0, 1, 0, 1, 1, 0, &security));
+    out.extend(login_request(
+        true,
+        false,
+        1,
+        3,
+        0,
+        1,
+        1,
+        1,
+        &text_data(&OPERATIONAL_KEYS),
+    ));
+    let mut ini = Initiator::new(ConnConfig::default());
+    out.extend(ini.scsi_command(10, &read10(1), true, false, true, 512, &[]));
+    out.extend(ini.scsi_command(11, &write10(2), false, true, true, 1024, &[0xaa; 512]));
+    out.extend(ini.data_out(11, 1, 0, 512, true, &[0xbb; 512]));
+    out.extend(ini.nop_out(12, u32::MAX, true, b"ping"));
+    out.extend(ini.text_request(
+        13,
+        u32::MAX,
+        true,
+        false,
+        &text_data(&[("SendTargets", "All")]),
+    ));
+    out.extend(ini.logout(14, 0, 1));
+    out
+}
+
+fn feed(conn: &mut Connection, input: &[u8], cuts: &[usize]) -> usize {
+    let mut actions = Vec::new();
+    let mut sent = 0usize;
+    let mut start = 0usize;
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.sort_unstable();
+    points.push(input.len());
+    for end in points {
+        if end < start {
+            continue;
+        }
+        conn.on_recv(&input[start..end], &Catalog, 2_000, &mut actions);
+        assert!(conn.recv_buffered_len_bytes() <= conn.max_recv_buffered_len_bytes());
+        for action in actions.drain(..) {
+            if let Action::Execute(cmd) = action {
+                let data = vec![0u8; cmd.expected_len_bytes.min(1 << 16) as usize];
+                conn.on_command_done(
+                    TaskId(cmd.task.0),
+                    CommandResult {
+                        status: 0,
+                        sense: &[],
+                        data_in: &data,
+                        scsi_transfer_len_bytes: cmd.expected_len_bytes,
+                    },
+                    2_000,
+                );
+                conn.recycle(cmd.data_out);
+            }
+        }
+        sent += conn.send_buf().len();
+        let n = conn.send_buf().len();
+        conn.consume_sent(n);
+        start = end;
+    }
+    let mut actions = Vec::new();
+    conn.on_tick(1_000_000, &mut actions);
+    sent
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        input in proptest::collection::vec(any::<u8>(), 0..4096),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut conn = Connection::new(ConnConfig::default(), 1_000);
+        feed(&mut conn, &input, &cuts);
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_login_never_panic(
+        input in proptest::collection::vec(any::<u8>(), 0..4096),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut ini = Initiator::new(ConnConfig::default());
+        ini.login();
+        ini.recv();
+        let sent = feed(&mut ini.conn, &input, &cuts);
+        // At most a Reject (96 bytes) per 48 input bytes, plus small fixed answers.
+        prop_assert!(sent <= 4 * input.len() + 4096, "sent {sent} for {} input bytes", input.len());
+    }
+
+    #[test]
+    fn mutated_conversations_never_panic(
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..12),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        truncate in any::<Option<usize>>(),
+    ) {
+        let mut input = conversation();
+        for (pos, value) in flips {
+            let len = input.len();
+            input[pos % len] = value;
+        }
+        if let Some(t) = truncate {
+            let len = input.len();
+            input.truncate(t % (len + 1));
+        }
+        let mut conn = Connection::new(ConnConfig::default(), 1_000);
+        let sent = feed(&mut conn, &input, &cuts);
+        prop_assert!(sent <= 8 * input.len() + (1 << 17));
+    }
+}
+
+#[test]
+fn the_unmutated_conversation_runs_to_logout() {
+    let mut conn = Connection::new(ConnConfig::default(), 1_000);
+    let input = conversation();
+    let mut actions = Vec::new();
+    conn.on_recv(&input, &Catalog, 1_000, &mut actions);
+    // The write's Data-Out answers a guessed TTT (1), the first tag handed out.
+    let mut executed = Vec::new();
+    for action in actions.drain(..) {
+        match action {
+            Action::LoggedIn { .. } => executed.push(0),
+            Action::Execute(cmd) => executed.push(cmd.task.0),
+            Action::Close(reason) => panic!("closed early: {reason:?}"),
+        }
+    }
+    assert_eq!(executed, vec![0, 10, 11]);
+    // The logout waits for both commands.
+    for itt in [10, 11] {
+        conn.on_command_done(
+            TaskId(itt),
+            CommandResult {
+                status: 0,
+                sense: &[],
+                data_in: &[0; 512],
+                scsi_transfer_len_bytes: 512,
+            },
+            1_000,
+        );
+    }
+    conn.on_tick(1_000, &mut actions);
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::Close(crate::connection::CloseReason::Logout)]
+    ));
+}
