@@ -4,7 +4,9 @@
 //! (R2Ts of at most MaxBurstLength, at most MaxOutstandingR2T at a time, within the
 //! connection's solicited-data budget), checks DataSN and buffer offsets (in order, as
 //! DataPDUInOrder and DataSequenceInOrder require), and emits `Action::Execute` once all
-//! data-out is in. Sequence errors are unrecoverable at ERL 0: Reject, then close.
+//! data-out is in. A Data-Out that breaks these rules cannot be recovered at ERL 0: it is
+//! rejected and its task terminated with CHECK CONDITION (RFC 7143 §11.17.1); the rest of the
+//! session carries on.
 
 use lunar_wire::iscsi::ahs;
 use lunar_wire::iscsi::codes::reject_reason;
@@ -12,6 +14,7 @@ use lunar_wire::iscsi::initiator::{DataOutHeader, ScsiCommandHeader};
 use lunar_wire::iscsi::target::ReadyToTransferHeader;
 use lunar_wire::iscsi::{lun, Frame, Pdu, RESERVED_TAG};
 
+use crate::completion::STATUS_CHECK_CONDITION;
 use crate::connection::{Action, Connection, ScsiCommand, SessionKind, TaskId};
 use crate::tasks::{
     R2tSeq, Refusal, Task, TaskState, UnsolicitedSeq, WriteProgress, MAX_COMMAND_DATA_OUT_BYTES,
@@ -19,6 +22,32 @@ use crate::tasks::{
 
 /// Immediate commands accepted beyond the queue depth before they are rejected.
 pub(crate) const IMMEDIATE_COMMAND_SLACK: u32 = 16;
+
+/// A Data-Out PDU that breaks the sequence rules, and the additional sense code (with sense
+/// key ABORTED COMMAND) its task is terminated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DataOutError {
+    pub reason: &'static str,
+    pub asc_ascq: [u8; 2],
+}
+
+/// RFC 7143 §11.4.7.2: unexpected unsolicited data.
+const UNEXPECTED_UNSOLICITED_DATA: [u8; 2] = [0x0c, 0x0c];
+/// RFC 7143 §11.4.7.2: incorrect amount of data.
+const INCORRECT_AMOUNT_OF_DATA: [u8; 2] = [0x0c, 0x0d];
+/// SPC-4: DATA PHASE ERROR (out-of-order DataSN, offset or tag).
+const DATA_PHASE_ERROR: [u8; 2] = [0x4b, 0x00];
+
+fn data_out_error(reason: &'static str, asc_ascq: [u8; 2]) -> DataOutError {
+    DataOutError { reason, asc_ascq }
+}
+
+/// Fixed-format sense data: ABORTED COMMAND with the given additional sense code.
+fn aborted_command_sense([asc, ascq]: [u8; 2]) -> [u8; 18] {
+    [
+        0x70, 0, 0x0b, 0, 0, 0, 0, 10, 0, 0, 0, 0, asc, ascq, 0, 0, 0, 0,
+    ]
+}
 
 impl Connection {
     pub(crate) fn on_scsi_command(&mut self, frame: &Frame<'_>, actions: &mut Vec<Action>) {
@@ -128,13 +157,14 @@ impl Connection {
             }
             return;
         }
-        if let Err(reason) = self.accept_data_out(hdr, frame.bhs().is_final(), frame.data) {
-            self.protocol_error(
-                frame.bhs_bytes,
-                format!("Data-Out for task {itt:#x}: {reason}"),
-                actions,
-            );
-            return;
+        match self.accept_data_out(hdr, frame.bhs().is_final(), frame.data) {
+            Ok(()) => {}
+            Err(err) => {
+                tracing::debug!(itt, reason = err.reason, "Data-Out refused");
+                self.reject(reject_reason::PROTOCOL_ERROR, frame.bhs_bytes);
+                self.terminate_receiving_task(itt, err.asc_ascq);
+                return;
+            }
         }
         self.advance_write(itt, actions);
     }
@@ -145,36 +175,52 @@ impl Connection {
         hdr: &DataOutHeader,
         is_final: bool,
         data: &[u8],
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), DataOutError> {
         let itt = hdr.initiator_task_tag.get();
         let Some(task) = self.tasks.get_mut(itt) else {
-            return Err("unknown task");
+            return Err(data_out_error("unknown task", DATA_PHASE_ERROR));
         };
         let keep_data = task.refusal.is_none();
         let expected_len_bytes = task.expected_len_bytes;
         let TaskState::Receiving(write) = &mut task.state else {
-            return Err("command is already executing");
+            return Err(data_out_error(
+                "command is already executing",
+                INCORRECT_AMOUNT_OF_DATA,
+            ));
         };
-        let len = u32::try_from(data.len()).map_err(|_| "data segment too long")?;
+        let too_much = data_out_error(
+            "data beyond the expected data transfer length",
+            INCORRECT_AMOUNT_OF_DATA,
+        );
+        let len = u32::try_from(data.len()).map_err(|_| too_much)?;
         if hdr.buffer_offset.get() != write.received_bytes {
-            return Err("buffer offset out of order");
+            return Err(data_out_error(
+                "buffer offset out of order",
+                DATA_PHASE_ERROR,
+            ));
         }
         let end = write
             .received_bytes
             .checked_add(len)
             .filter(|&end| end <= expected_len_bytes)
-            .ok_or("data beyond the expected data transfer length")?;
+            .ok_or(too_much)?;
         let ttt = hdr.target_transfer_tag.get();
         let data_sn = hdr.data_sn.get();
         if ttt == RESERVED_TAG {
             let Some(unsolicited) = write.unsolicited.as_mut() else {
-                return Err("unsolicited data not expected");
+                return Err(data_out_error(
+                    "unsolicited data not expected",
+                    UNEXPECTED_UNSOLICITED_DATA,
+                ));
             };
             if data_sn != unsolicited.next_data_sn {
-                return Err("unexpected DataSN");
+                return Err(data_out_error("unexpected DataSN", DATA_PHASE_ERROR));
             }
             if end > unsolicited.limit_bytes {
-                return Err("unsolicited data beyond FirstBurstLength");
+                return Err(data_out_error(
+                    "unsolicited data beyond FirstBurstLength",
+                    UNEXPECTED_UNSOLICITED_DATA,
+                ));
             }
             unsolicited.next_data_sn = unsolicited.next_data_sn.wrapping_add(1);
             if is_final {
@@ -183,23 +229,35 @@ impl Connection {
             }
         } else {
             let Some(r2t) = write.r2ts.front_mut() else {
-                return Err("no R2T outstanding");
+                return Err(data_out_error(
+                    "no R2T outstanding",
+                    INCORRECT_AMOUNT_OF_DATA,
+                ));
             };
             if r2t.ttt != ttt {
-                return Err("target transfer tag does not match the oldest R2T");
+                return Err(data_out_error(
+                    "target transfer tag does not match the oldest R2T",
+                    DATA_PHASE_ERROR,
+                ));
             }
             if data_sn != r2t.next_data_sn {
-                return Err("unexpected DataSN");
+                return Err(data_out_error("unexpected DataSN", DATA_PHASE_ERROR));
             }
             if r2t.received_bytes + len > r2t.len_bytes {
-                return Err("more data than the R2T asked for");
+                return Err(data_out_error(
+                    "more data than the R2T asked for",
+                    INCORRECT_AMOUNT_OF_DATA,
+                ));
             }
             r2t.received_bytes += len;
             r2t.next_data_sn = r2t.next_data_sn.wrapping_add(1);
             if r2t.received_bytes == r2t.len_bytes {
                 write.r2ts.pop_front();
             } else if is_final {
-                return Err("sequence ended before the R2T was satisfied");
+                return Err(data_out_error(
+                    "sequence ended before the R2T was satisfied",
+                    INCORRECT_AMOUNT_OF_DATA,
+                ));
             }
         }
         if keep_data {
@@ -312,6 +370,26 @@ impl Connection {
             data_out,
         }));
         self.serve_budget_waiters();
+    }
+
+    /// Terminates a task still receiving data with CHECK CONDITION, ABORTED COMMAND. A task
+    /// already executing is left alone (the Reject was the answer).
+    fn terminate_receiving_task(&mut self, itt: u32, asc_ascq: [u8; 2]) {
+        let Some(task) = self.tasks.get(itt) else {
+            return;
+        };
+        if !matches!(task.state, TaskState::Receiving(_)) {
+            return;
+        }
+        let r2ts_sent = task.r2ts_sent;
+        self.drop_task(itt);
+        self.send_scsi_response(
+            itt,
+            STATUS_CHECK_CONDITION,
+            &aborted_command_sense(asc_ascq),
+            lunar_wire::iscsi::target::Residual::None,
+            r2ts_sent,
+        );
     }
 
     /// Ends a task the target will not execute (aborted, refused, logout): frees its window

@@ -365,53 +365,59 @@ fn unsolicited_data_alone_completes_a_short_write() {
     assert!(ini.recv().is_empty());
 }
 
-fn expect_protocol_error(ini: &mut Initiator) {
+/// A refused Data-Out: Reject, then the task ends with CHECK CONDITION, ABORTED COMMAND and
+/// the given additional sense code; the connection stays up.
+fn expect_task_terminated(ini: &mut Initiator, itt: u32, asc_ascq: [u8; 2]) {
     let pdus = ini.recv();
-    let last = pdus.last().expect("a Reject");
-    assert!(last.is(Opcode::Reject), "{pdus:?}");
-    assert_eq!(last.bhs[2], reject_reason::PROTOCOL_ERROR);
+    assert_eq!(pdus.len(), 2, "{pdus:?}");
+    assert!(pdus[0].is(Opcode::Reject), "{pdus:?}");
+    assert_eq!(pdus[0].bhs[2], reject_reason::PROTOCOL_ERROR);
+    let resp = &pdus[1];
+    assert!(resp.is(Opcode::ScsiResponse), "{pdus:?}");
+    assert_eq!(resp.itt(), itt);
+    assert_eq!(resp.bhs[3], 0x02);
+    assert_eq!(resp.data[2 + 2], 0x0b, "ABORTED COMMAND");
+    assert_eq!([resp.data[2 + 12], resp.data[2 + 13]], asc_ascq);
     let actions = ini.take_actions();
     assert!(
-        matches!(
-            actions.as_slice(),
-            [Action::Close(CloseReason::ProtocolError(_))]
-        ),
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Execute(_) | Action::Close(_))),
         "{actions:?}"
     );
-    assert!(!ini.conn.wants_recv());
+    assert!(ini.conn.wants_recv());
 }
 
-/// libiscsi iSCSIDataSnInvalid: a two-PDU write whose DataSNs are tampered with.
-fn write_with_datasns(first: u32, second: u32) -> Initiator {
-    let mut ini = logged_in(&[("ImmediateData", "No")]);
-    let itt = ini.itt();
-    let cmd = ini.scsi_command(itt, &write10(2), false, true, true, 1024, &[]);
-    ini.send(&cmd);
-    let r2t = ini.recv_one();
-    let data = pattern(1024);
-    let a = ini.data_out(itt, r2t.ttt(), first, 0, false, &data[..512]);
-    let b = ini.data_out(itt, r2t.ttt(), second, 512, true, &data[512..]);
-    ini.send(&a);
-    ini.send(&b);
-    ini
-}
+const DATA_PHASE_ERROR: [u8; 2] = [0x4b, 0x00];
+const INCORRECT_AMOUNT: [u8; 2] = [0x0c, 0x0d];
+const UNEXPECTED_UNSOLICITED: [u8; 2] = [0x0c, 0x0c];
 
+/// libiscsi iSCSIDataSnInvalid: two-PDU writes whose DataSNs are tampered with, all on one
+/// connection; each fails on its own and the session carries on.
 #[test]
-fn datasn_errors_end_the_connection() {
-    for (first, second) in [(0, 0), (27, 1), (u32::MAX, 0), (1, 0)] {
-        let mut ini = write_with_datasns(first, second);
-        assert!(
-            !ini.actions.iter().any(|a| matches!(a, Action::Execute(_))),
-            "({first}, {second}) must not execute"
-        );
-        expect_protocol_error(&mut ini);
+fn datasn_errors_terminate_the_task() {
+    let mut ini = logged_in(&[("ImmediateData", "No"), ("MaxRecvDataSegmentLength", "512")]);
+    for (first, second) in [(0, 0), (27, 1), (u32::MAX, 0), (1, 0), (0, 1)] {
+        let itt = ini.itt();
+        let cmd = ini.scsi_command(itt, &write10(2), false, true, true, 1024, &[]);
+        ini.send(&cmd);
+        let r2t = ini.recv_one();
+        let data = pattern(1024);
+        let a = ini.data_out(itt, r2t.ttt(), first, 0, false, &data[..512]);
+        let b = ini.data_out(itt, r2t.ttt(), second, 512, true, &data[512..]);
+        ini.send(&a);
+        ini.send(&b);
+        if (first, second) == (0, 1) {
+            assert_eq!(ini.expect_execute().data_out, data);
+        } else {
+            // The second PDU (if the first was refused) is dropped quietly.
+            expect_task_terminated(&mut ini, itt, DATA_PHASE_ERROR);
+        }
     }
-    let mut ini = write_with_datasns(0, 1);
-    assert_eq!(ini.expect_execute().data_out, pattern(1024));
 }
 
 #[test]
-fn buffer_offset_errors_end_the_connection() {
+fn buffer_offset_errors_terminate_the_task() {
     let mut ini = logged_in(&[("ImmediateData", "No")]);
     let itt = ini.itt();
     let cmd = ini.scsi_command(itt, &write10(2), false, true, true, 1024, &[]);
@@ -419,11 +425,11 @@ fn buffer_offset_errors_end_the_connection() {
     let r2t = ini.recv_one();
     let pdu = ini.data_out(itt, r2t.ttt(), 0, 512, false, &pattern(512));
     ini.send(&pdu);
-    expect_protocol_error(&mut ini);
+    expect_task_terminated(&mut ini, itt, DATA_PHASE_ERROR);
 }
 
 #[test]
-fn data_beyond_the_r2t_or_the_wrong_tag_end_the_connection() {
+fn data_beyond_the_r2t_or_the_wrong_tag_terminate_the_task() {
     let mut ini = logged_in(&[("ImmediateData", "No")]);
     let itt = ini.itt();
     let cmd = ini.scsi_command(itt, &write10(1), false, true, true, 512, &[]);
@@ -431,8 +437,19 @@ fn data_beyond_the_r2t_or_the_wrong_tag_end_the_connection() {
     let r2t = ini.recv_one();
     let pdu = ini.data_out(itt, r2t.ttt() ^ 1, 0, 0, true, &pattern(512));
     ini.send(&pdu);
-    expect_protocol_error(&mut ini);
+    expect_task_terminated(&mut ini, itt, DATA_PHASE_ERROR);
 
+    let itt = ini.itt();
+    let cmd = ini.scsi_command(itt, &write10(2), false, true, true, 1024, &[]);
+    ini.send(&cmd);
+    let r2t = ini.recv_one();
+    let pdu = ini.data_out(itt, r2t.ttt(), 0, 0, true, &pattern(512));
+    ini.send(&pdu);
+    expect_task_terminated(&mut ini, itt, INCORRECT_AMOUNT);
+}
+
+#[test]
+fn data_beyond_the_expected_length_terminates_the_task() {
     let mut ini = logged_in(&[("ImmediateData", "No")]);
     let itt = ini.itt();
     let cmd = ini.scsi_command(itt, &write10(1), false, true, true, 512, &[]);
@@ -440,18 +457,44 @@ fn data_beyond_the_r2t_or_the_wrong_tag_end_the_connection() {
     let r2t = ini.recv_one();
     let pdu = ini.data_out(itt, r2t.ttt(), 0, 0, true, &pattern(1024));
     ini.send(&pdu);
-    expect_protocol_error(&mut ini);
+    expect_task_terminated(&mut ini, itt, INCORRECT_AMOUNT);
 }
 
 #[test]
-fn unsolicited_data_out_beyond_first_burst_ends_the_connection() {
+fn unsolicited_data_out_beyond_first_burst_terminates_the_task() {
     let mut ini = logged_in(&[("InitialR2T", "No"), ("FirstBurstLength", "4096")]);
     let itt = ini.itt();
     let cmd = ini.scsi_command(itt, &write10(16), false, true, false, 8192, &[]);
     ini.send(&cmd);
     let pdu = ini.data_out(itt, RESERVED_TAG, 0, 0, true, &pattern(8192));
     ini.send(&pdu);
-    expect_protocol_error(&mut ini);
+    expect_task_terminated(&mut ini, itt, UNEXPECTED_UNSOLICITED);
+    // Unsolicited data for a command that announced none.
+    let itt = ini.itt();
+    let cmd = ini.scsi_command(itt, &write10(1), false, true, true, 512, &[]);
+    ini.send(&cmd);
+    let _r2t = ini.recv_one();
+    let pdu = ini.data_out(itt, RESERVED_TAG, 0, 0, true, &pattern(512));
+    ini.send(&pdu);
+    expect_task_terminated(&mut ini, itt, UNEXPECTED_UNSOLICITED);
+}
+
+#[test]
+fn data_out_for_an_executing_command_is_rejected() {
+    let mut ini = logged_in(&[]);
+    let itt = ini.itt();
+    let cmd = ini.scsi_command(itt, &write10(1), false, true, true, 512, &pattern(512));
+    ini.send(&cmd);
+    ini.expect_execute();
+    let pdu = ini.data_out(itt, 7, 0, 512, true, &pattern(16));
+    ini.send(&pdu);
+    let resp = ini.recv_one();
+    assert!(resp.is(Opcode::Reject));
+    ini.complete(itt, 0, &[], &[], 512);
+    assert!(
+        ini.recv_one().is(Opcode::ScsiResponse),
+        "the command still completes"
+    );
 }
 
 #[test]
