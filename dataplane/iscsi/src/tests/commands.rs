@@ -7,7 +7,7 @@ use lunar_wire::iscsi::target::residual_flags;
 use lunar_wire::iscsi::{Opcode, RESERVED_TAG};
 
 use super::initiator::*;
-use crate::connection::{Action, CloseReason, ConnConfig};
+use crate::connection::{Action, ConnConfig};
 use crate::tasks::MAX_COMMAND_DATA_OUT_BYTES;
 
 fn logged_in(extra: &[(&str, &str)]) -> Initiator {
