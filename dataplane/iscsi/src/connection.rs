@@ -1,8 +1,7 @@
 //! Contract between the reactor and one iSCSI connection (session = connection at ERL 0 with
 //! MaxConnections=1), and the [`Connection`] type that receives bytes and events and routes
-//! them to the phase that owns them: [`login`](crate::login) until the session is up, then the
-//! full feature phase ([`ffp`](crate::ffp), [`command`](crate::command),
-//! [`completion`](crate::completion)). Timers live in [`keepalive`](crate::keepalive).
+//! them to the phase that owns them: the `login` module until the session is up, then the full
+//! feature phase (`ffp`, `command`, `completion`). Timers live in `keepalive`.
 
 use lunar_wire::iscsi::{next_frame, FrameLimits, FrameStatus};
 
@@ -58,7 +57,7 @@ pub trait TargetCatalog {
     /// Whether a target with this IQN exists (normal-session login).
     fn target_exists(&self, iqn: &str) -> bool;
     /// Targets to report in SendTargets: `(iqn, addresses)` with each address formatted as
-    /// `ip:port,tpgt` (IPv6 in brackets). `only` restricts to one IQN (SendTargets=<iqn>).
+    /// `ip:port,tpgt` (IPv6 in brackets). `only` restricts to one IQN (`SendTargets=<iqn>`).
     fn send_targets(&self, only: Option<&str>) -> Vec<(String, Vec<String>)>;
 }
 
@@ -279,7 +278,9 @@ impl Connection {
         }
     }
 
-    /// Report completion of a command previously emitted with `Action::Execute`.
+    /// Report completion of a command previously emitted with `Action::Execute`. Its response
+    /// is queued at once; an action it causes (the `Close` after a logout that waited for this
+    /// command) is handed out by the next `on_tick` or `on_recv`.
     pub fn on_command_done(&mut self, task: TaskId, result: CommandResult<'_>, now_ms: u64) {
         if self.phase != Phase::FullFeature {
             return;

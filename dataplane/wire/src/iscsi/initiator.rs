@@ -1,7 +1,7 @@
 //! Headers of the PDUs an initiator sends (RFC 7143 §11): NOP-Out, SCSI Command, Task
 //! Management Function Request, Login Request, Text Request, SCSI Data-Out, Logout Request and
 //! SNACK Request. Each mirrors the wire layout byte for byte and is parsed in place with
-//! [`Pdu::view`](super::header::Pdu::view); multi-byte fields are big-endian.
+//! [`Pdu::view`]; multi-byte fields are big-endian.
 
 use zerocopy::byteorder::big_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
