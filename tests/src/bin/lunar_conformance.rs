@@ -91,7 +91,7 @@ fn main() -> ExitCode {
 
     // Keep the demo daemon and its state directory alive for the whole run.
     let state = state_dir();
-    let (url, data_loss, _daemon) = match &options.url {
+    let (url, data_loss, mut daemon) = match &options.url {
         Some(url) => (
             url.clone(),
             if options.data_loss {
@@ -149,6 +149,9 @@ fn main() -> ExitCode {
             }
         );
         reports.push(report);
+    }
+    if let Some(daemon) = daemon.as_mut() {
+        daemon.stop();
     }
     print_details(&reports, options.verbose);
     let total = |outcome| {

@@ -25,6 +25,9 @@ pub struct BlockClient {
     pub block_len: u32,
     /// Number of logical blocks reported by READ CAPACITY (16).
     pub num_blocks: u64,
+    /// Largest transfer of one command (Block Limits VPD), if the target reports one; longer
+    /// reads and writes are split into several commands, as a host's block layer would.
+    pub max_transfer_blocks: Option<u32>,
 }
 
 impl BlockClient {
@@ -36,6 +39,7 @@ impl BlockClient {
             lun,
             block_len: 0,
             num_blocks: 0,
+            max_transfer_blocks: None,
         };
         client.run(&scsi::test_unit_ready(), &[], 0)?;
         let capacity = client.run(&scsi::read_capacity16(), &[], 32)?;
@@ -48,6 +52,10 @@ impl BlockClient {
         }
         client.block_len = block_len;
         client.num_blocks = num_blocks;
+        // Block Limits is optional: a target without it gets no transfer limit.
+        if let Ok(limits) = client.run(&scsi::inquiry_vpd(scsi::VPD_BLOCK_LIMITS, 64), &[], 64) {
+            client.max_transfer_blocks = scsi::decode_max_transfer_blocks(&limits.data);
+        }
         Ok(client)
     }
 
@@ -81,13 +89,30 @@ impl BlockClient {
         }
     }
 
-    /// READ (16) of `blocks` blocks at `lba`.
-    pub fn read(&mut self, lba: u64, blocks: u32) -> Result<Vec<u8>, InitiatorError> {
-        let len = self.transfer_len(blocks)?;
-        Ok(self.run(&scsi::read16(lba, blocks), &[], len)?.data)
+    /// Blocks per command: at most the target's maximum transfer length.
+    fn chunk_blocks(&self, blocks: u32) -> u32 {
+        self.max_transfer_blocks
+            .map_or(blocks, |max| blocks.min(max))
+            .max(1)
     }
 
-    /// WRITE (16) of `data` (a whole number of blocks) at `lba`, with FUA if asked.
+    /// Reads `blocks` blocks at `lba` with READ (16), in as many commands as the target's
+    /// maximum transfer length requires.
+    pub fn read(&mut self, lba: u64, blocks: u32) -> Result<Vec<u8>, InitiatorError> {
+        let mut data = Vec::with_capacity(self.transfer_len(blocks)? as usize);
+        let mut done = 0u32;
+        while done < blocks {
+            let count = self.chunk_blocks(blocks - done);
+            let len = self.transfer_len(count)?;
+            let chunk = self.run(&scsi::read16(lba + u64::from(done), count), &[], len)?;
+            data.extend_from_slice(&chunk.data);
+            done += count;
+        }
+        Ok(data)
+    }
+
+    /// Writes `data` (a whole number of blocks) at `lba` with WRITE (16), FUA if asked, in as
+    /// many commands as the target's maximum transfer length requires.
     pub fn write(&mut self, lba: u64, data: &[u8], fua: bool) -> Result<(), InitiatorError> {
         let block_len = self.block_len as usize;
         if data.is_empty() || !data.len().is_multiple_of(block_len) {
@@ -98,7 +123,14 @@ impl BlockClient {
         }
         let blocks = u32::try_from(data.len() / block_len)
             .map_err(|_| InitiatorError::Protocol("write too long".to_string()))?;
-        self.run(&scsi::write16(lba, blocks, fua), data, 0)?;
+        let mut done = 0u32;
+        while done < blocks {
+            let count = self.chunk_blocks(blocks - done);
+            let start = done as usize * block_len;
+            let bytes = &data[start..start + count as usize * block_len];
+            self.run(&scsi::write16(lba + u64::from(done), count, fua), bytes, 0)?;
+            done += count;
+        }
         Ok(())
     }
 

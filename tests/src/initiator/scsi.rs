@@ -53,6 +53,24 @@ pub fn test_unit_ready() -> [u8; 6] {
     [0; 6]
 }
 
+/// INQUIRY of VPD page `page`, allocation length `alloc_len`.
+pub fn inquiry_vpd(page: u8, alloc_len: u16) -> [u8; 6] {
+    let len = alloc_len.to_be_bytes();
+    [0x12, 0x01, page, len[0], len[1], 0]
+}
+
+/// The Block Limits VPD page.
+pub const VPD_BLOCK_LIMITS: u8 = 0xb0;
+
+/// MAXIMUM TRANSFER LENGTH (blocks) from Block Limits VPD data; `None` if absent or 0 (no limit).
+pub fn decode_max_transfer_blocks(data: &[u8]) -> Option<u32> {
+    if data.get(1) != Some(&VPD_BLOCK_LIMITS) {
+        return None;
+    }
+    let blocks = u32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
+    (blocks > 0).then_some(blocks)
+}
+
 /// READ CAPACITY (16), allocation length 32.
 pub fn read_capacity16() -> [u8; 16] {
     let mut cdb = [0u8; 16];
@@ -148,9 +166,22 @@ mod tests {
         assert_eq!(decode_read_capacity16(&[0xff; 12]), None);
     }
 
+    #[test]
+    fn decodes_the_maximum_transfer_length() {
+        let mut page = [0u8; 64];
+        page[1] = VPD_BLOCK_LIMITS;
+        assert_eq!(decode_max_transfer_blocks(&page), None);
+        page[8..12].copy_from_slice(&2048u32.to_be_bytes());
+        assert_eq!(decode_max_transfer_blocks(&page), Some(2048));
+        page[1] = 0x83;
+        assert_eq!(decode_max_transfer_blocks(&page), None);
+        assert_eq!(inquiry_vpd(0xb0, 64), [0x12, 0x01, 0xb0, 0, 64, 0]);
+    }
+
     proptest! {
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_max_transfer_blocks(&bytes);
             let _ = decode_sense(&bytes);
             let _ = decode_read_capacity16(&bytes);
         }
