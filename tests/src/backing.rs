@@ -5,7 +5,7 @@
 //! `LUNAR_SKIP_LOOP=1`, in which case it says it was skipped and returns early.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,7 +69,11 @@ impl LoopDevice {
     pub fn attach(len_bytes: u64) -> Option<LoopDevice> {
         if !nix::unistd::geteuid().is_root() {
             if skip_loop_requested() {
-                eprintln!("SKIPPED: loop-device test (not root and {SKIP_LOOP_ENV}=1)");
+                // Straight to stderr, past the test harness's output capture, so it is seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: loop-device test (not root and {SKIP_LOOP_ENV}=1)"
+                );
                 return None;
             }
             panic!(
