@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::initiator::*;
 use crate::connection::{Action, CommandResult, ConnConfig, Connection, TaskId};
 
-/// A valid conversation: login, a read, a write with R2T data, a NOP, a text request, logout.
+/// A valid conversation: login, then [`full_feature_conversation`].
 fn conversation() -> Vec<u8> {
     let mut out = Vec::new();
     let security = text_data(&[
@@ -15,30 +15,31 @@ fn conversation() -> Vec<u8> {
         ("TargetName", TARGET),
         ("AuthMethod", "None"),
     ]);
+    let operational = text_data(&OPERATIONAL_KEYS);
     out.extend(login_request(true, false, 0, 1, 0, 1, 1, 0, &security));
-    out.extend(login_request(
-        true,
-        false,
-        1,
-        3,
-        0,
-        1,
-        1,
-        1,
-        &text_data(&OPERATIONAL_KEYS),
-    ));
+    out.extend(login_request(true, false, 1, 3, 0, 1, 1, 1, &operational));
+    out.extend(full_feature_conversation());
+    out
+}
+
+/// A read, a write with R2T data, a NOP, a text request, an ABORT TASK, a write with
+/// immediate, unsolicited and solicited data, a continued text request, and a logout. The
+/// target transfer tags are guesses (tags are handed out from 1 in order).
+fn full_feature_conversation() -> Vec<u8> {
+    let mut out = Vec::new();
     let mut ini = Initiator::new(ConnConfig::default());
+    let send_targets = text_data(&[("SendTargets", "All")]);
     out.extend(ini.scsi_command(10, &read10(1), true, false, true, 512, &[]));
     out.extend(ini.scsi_command(11, &write10(2), false, true, true, 1024, &[0xaa; 512]));
     out.extend(ini.data_out(11, 1, 0, 512, true, &[0xbb; 512]));
     out.extend(ini.nop_out(12, u32::MAX, true, b"ping"));
-    out.extend(ini.text_request(
-        13,
-        u32::MAX,
-        true,
-        false,
-        &text_data(&[("SendTargets", "All")]),
-    ));
+    out.extend(ini.text_request(13, u32::MAX, true, false, &send_targets));
+    out.extend(ini.task_mgmt(15, 1, 10, 1));
+    out.extend(ini.scsi_command(16, &write10(4), false, true, false, 2048, &[0xcc; 512]));
+    out.extend(ini.data_out(16, u32::MAX, 0, 512, true, &[0xdd; 512]));
+    out.extend(ini.data_out(16, 2, 0, 1024, true, &[0xee; 1024]));
+    out.extend(ini.text_request(17, u32::MAX, false, true, b"SendTar"));
+    out.extend(ini.text_request(17, 3, true, false, b"gets=All\0"));
     out.extend(ini.logout(14, 0, 1));
     out
 }
@@ -128,6 +129,34 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn mutated_full_feature_traffic_never_panics(
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..16),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        truncate in any::<Option<usize>>(),
+    ) {
+        let mut ini = Initiator::new(ConnConfig::default());
+        ini.login_with(&[("InitialR2T", "No")]);
+        ini.take_actions();
+        ini.recv();
+        let mut input = full_feature_conversation();
+        for (pos, value) in flips {
+            let len = input.len();
+            input[pos % len] = value;
+        }
+        if let Some(t) = truncate {
+            let len = input.len();
+            input.truncate(t % (len + 1));
+        }
+        let sent = feed(&mut ini.conn, &input, &cuts);
+        prop_assert!(sent <= 8 * input.len() + (1 << 17));
+        prop_assert!(ini.conn.tasks.len() <= 256);
+    }
+}
+
 #[test]
 fn the_unmutated_conversation_runs_to_logout() {
     let mut conn = Connection::new(ConnConfig::default(), 1_000);
@@ -162,4 +191,26 @@ fn the_unmutated_conversation_runs_to_logout() {
         actions.as_slice(),
         [Action::Close(crate::connection::CloseReason::Logout)]
     ));
+}
+
+#[test]
+fn the_unmutated_full_feature_traffic_reaches_every_path() {
+    let mut ini = Initiator::new(ConnConfig::default());
+    ini.login_with(&[("InitialR2T", "No")]);
+    ini.take_actions();
+    ini.recv();
+    ini.send(&full_feature_conversation());
+    let executed: Vec<u32> = ini
+        .take_actions()
+        .into_iter()
+        .map(|a| match a {
+            Action::Execute(cmd) => cmd.task.0,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(executed, vec![10, 11, 16]);
+    let opcodes: Vec<u8> = ini.recv().iter().map(|p| p.opcode()).collect();
+    // R2T (11), NOP-In, Text Response, R2T (16), empty Text Response asking for more, Text
+    // Response; the TMF waits for task 10 and the logout for every command.
+    assert_eq!(opcodes, vec![0x31, 0x20, 0x24, 0x31, 0x24, 0x24]);
 }
