@@ -321,7 +321,7 @@ impl Reactor {
         };
         // SAFETY: the buffer belongs to the ring's pool and stays lent to this command until
         // its last piece completes; the device fd is kept open by the pinned table generation.
-        if !unsafe { self.push_op(entry, Op::Backend { cmd: id, piece }) } {
+        if unsafe { self.push_op(entry, Op::Backend { cmd: id, piece }) }.is_none() {
             // Space was checked before the chunk started; treat a failure as an I/O error
             // rather than losing the piece.
             self.on_backend(id, piece, -libc::EBUSY);

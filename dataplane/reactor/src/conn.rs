@@ -24,8 +24,8 @@ pub struct Conn {
     fd: Option<OwnedFd>,
     pub(crate) iscsi: Connection,
     peer: Option<SocketAddr>,
-    /// `ip:port,tpgt` of the portal this connection arrived on (for SendTargets).
-    portal: String,
+    /// `ip:port,tpgt` of the portals to report in SendTargets, this connection's own first.
+    portals: Vec<String>,
     recv_buf: Box<[u8]>,
     recv_armed: bool,
     /// Bytes taken from the state machine and being sent; stable while a send is armed.
@@ -57,7 +57,8 @@ impl Conn {
 /// Target lookups for the iSCSI state machine over one table generation.
 struct CatalogView<'a> {
     table: &'a InstalledTable,
-    portal: &'a str,
+    /// `ip:port,tpgt` of every portal, the connection's own first.
+    portals: &'a [String],
 }
 
 impl TargetCatalog for CatalogView<'_> {
@@ -70,7 +71,7 @@ impl TargetCatalog for CatalogView<'_> {
             .targets
             .iter()
             .filter(|t| only.is_none_or(|iqn| t.iqn == iqn))
-            .map(|t| (t.iqn.clone(), vec![self.portal.to_string()]))
+            .map(|t| (t.iqn.clone(), self.portals.to_vec()))
             .collect()
     }
 }
@@ -102,14 +103,24 @@ impl Reactor {
         let _ = net::set_nodelay(fd.as_raw_fd());
         let local = net::local_addr(&fd).ok();
         let peer = peer_addr(&fd);
-        let portal = local
-            .map(|a| portal_string(a, self.conn_config.portal_group_tag))
-            .unwrap_or_default();
+        let tpgt = self.conn_config.portal_group_tag;
+        let mut portals: Vec<String> = local.map(|a| portal_string(a, tpgt)).into_iter().collect();
+        for addr in self.listeners.addrs() {
+            // A wildcard listener is reached at the address this connection came in on.
+            let addr = match (addr.ip().is_unspecified(), local) {
+                (true, Some(local)) => SocketAddr::new(local.ip(), addr.port()),
+                _ => addr,
+            };
+            let portal = portal_string(addr, tpgt);
+            if !portals.contains(&portal) {
+                portals.push(portal);
+            }
+        }
         let conn = Conn {
             fd: Some(fd),
             iscsi: Connection::new(self.conn_config.clone(), self.now_ms()),
             peer,
-            portal,
+            portals,
             recv_buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
             recv_armed: false,
             send_staging: Vec::new(),
@@ -168,7 +179,7 @@ impl Reactor {
             let conn = self.conns.get_mut(id).expect("checked above");
             let catalog = CatalogView {
                 table,
-                portal: &conn.portal,
+                portals: &conn.portals,
             };
             conn.iscsi.on_recv(
                 &conn.recv_buf[..result as usize],
@@ -286,7 +297,7 @@ impl Reactor {
         let entry = opcode::Shutdown::new(types::Fd(fd), libc::SHUT_RDWR).build();
         // SAFETY: the fd stays open until the connection is freed, which waits for every
         // socket operation including this one's peers; shutdown itself uses no buffer.
-        if !unsafe { self.push_op(entry, Op::Ignore) } {
+        if unsafe { self.push_op(entry, Op::Ignore) }.is_none() {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.shutdown_sent = false;
             }
@@ -318,7 +329,7 @@ impl Reactor {
                     .build();
                 // SAFETY: `send_staging` is not touched while `send_armed` is set, and the
                 // connection (and its fd) lives until no socket operation is armed.
-                if unsafe { self.push_op(entry, Op::Send(id)) } {
+                if unsafe { self.push_op(entry, Op::Send(id)) }.is_some() {
                     self.conns.get_mut(id).expect("live").send_armed = true;
                 } else {
                     self.starved_conns.push(id);
@@ -338,7 +349,7 @@ impl Reactor {
             .build();
             // SAFETY: `recv_buf` is boxed, owned by the connection, and not read while
             // `recv_armed` is set; the connection lives until no socket operation is armed.
-            if unsafe { self.push_op(entry, Op::Recv(id)) } {
+            if unsafe { self.push_op(entry, Op::Recv(id)) }.is_some() {
                 self.conns.get_mut(id).expect("live").recv_armed = true;
             } else {
                 self.starved_conns.push(id);
@@ -367,13 +378,7 @@ impl Reactor {
             return;
         };
         if let Some(fd) = conn.fd.take() {
-            let raw = fd.into_raw_fd();
-            let entry = opcode::Close::new(types::Fd(raw)).build();
-            // SAFETY: ownership of `raw` moves to the close operation; nothing else uses it.
-            if !unsafe { self.push_op(entry, Op::Ignore) } {
-                // SAFETY: the close could not be queued; we still own `raw`, drop closes it.
-                drop(unsafe { OwnedFd::from_raw_fd(raw) });
-            }
+            self.close_fd_async(fd.into_raw_fd());
         }
         tracing::debug!(reactor = self.id, peer = ?conn.peer, "connection closed");
     }

@@ -8,9 +8,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use lunar_scsi::ScsiReply;
+
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
 use crate::net;
 use crate::reactor::Reactor;
+use crate::requests::{ReactorRequest, RequestId};
 use crate::snapshot::Snapshot;
 use crate::stats::VolumeCounters;
 
@@ -50,6 +53,23 @@ pub enum StartError {
 }
 
 #[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("portal {0} is already served")]
+    Exists(SocketAddr),
+    #[error("no portal {0}")]
+    NotFound(SocketAddr),
+    #[error("portal {0} is the last one; add another before removing it")]
+    Last(SocketAddr),
+    #[error("reactor {0} did not take the portal change")]
+    Unreachable(usize),
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("reactor {0} did not acknowledge generation {1}")]
     NotAcknowledged(usize, u64),
@@ -84,6 +104,12 @@ pub struct DataPlane {
     reactors: Vec<ReactorHandle>,
     generation: u64,
     listen: SocketAddr,
+    /// Every portal served (the first is `listen`).
+    portals: Vec<SocketAddr>,
+    /// Requests received from reactors, handed out by `poll`.
+    requests: Vec<ReactorRequest>,
+    /// Messages for reactors that could not be queued yet (reactor index, message).
+    outgoing: Vec<(usize, ToReactor)>,
     /// The newest published table (for naming volumes in statistics).
     current: Arc<Snapshot>,
 }
@@ -173,6 +199,9 @@ impl DataPlane {
             reactors,
             generation: 0,
             listen,
+            portals: vec![listen],
+            requests: Vec::new(),
+            outgoing: Vec::new(),
             current: initial,
         })
     }
@@ -208,8 +237,9 @@ impl DataPlane {
         }
     }
 
-    /// Take every message the reactors sent.
+    /// Take every message the reactors sent; fan out the ones every reactor must hear.
     fn drain_outboxes(&mut self) {
+        let count = self.reactors.len();
         for handle in &mut self.reactors {
             while let Some(message) = handle.mailbox.from_reactor.try_recv() {
                 match message {
@@ -223,9 +253,116 @@ impl DataPlane {
                     FromReactor::Release(snapshot) => drop(snapshot),
                     FromReactor::Stats(stats) => handle.stats = Some(stats),
                     FromReactor::Stopped => handle.stopped = true,
+                    FromReactor::Request(request) => self.requests.push(request),
+                    FromReactor::SessionLogin {
+                        reactor,
+                        conn,
+                        initiator_port,
+                    } => {
+                        for index in 0..count {
+                            self.outgoing.push((
+                                index,
+                                ToReactor::CloseSessions {
+                                    initiator_port: initiator_port.clone(),
+                                    keep: Some((reactor, conn)),
+                                },
+                            ));
+                        }
+                    }
+                    FromReactor::Reset {
+                        reactor,
+                        target,
+                        lun,
+                    } => {
+                        for index in (0..count).filter(|&i| i != reactor) {
+                            self.outgoing.push((
+                                index,
+                                ToReactor::Reset {
+                                    target: target.clone(),
+                                    lun,
+                                },
+                            ));
+                        }
+                    }
                 }
             }
         }
+        self.flush_outgoing();
+    }
+
+    /// Queue what waits for reactors, without blocking; what does not fit is kept.
+    fn flush_outgoing(&mut self) {
+        let pending = std::mem::take(&mut self.outgoing);
+        for (index, message) in pending {
+            let mailbox = &self.reactors[index].mailbox;
+            match mailbox.to_reactor.try_send(message) {
+                Ok(()) => mailbox.wake(),
+                Err(message) => self.outgoing.push((index, message)),
+            }
+        }
+    }
+
+    /// Requests reactors sent since the last call (each must be answered with [`answer`]);
+    /// also carries reactor-to-reactor events. Call it often from the control thread (every
+    /// millisecond or so while idle).
+    ///
+    /// [`answer`]: DataPlane::answer
+    pub fn poll(&mut self) -> Vec<ReactorRequest> {
+        self.drain_outboxes();
+        std::mem::take(&mut self.requests)
+    }
+
+    /// Answer a request from [`poll`](DataPlane::poll).
+    pub fn answer(&mut self, id: RequestId, reply: ScsiReply) {
+        if id.reactor < self.reactors.len() {
+            self.outgoing
+                .push((id.reactor, ToReactor::Answer { seq: id.seq, reply }));
+            self.flush_outgoing();
+        }
+    }
+
+    /// Every portal served; the first is the `--listen` address.
+    pub fn portals(&self) -> Vec<SocketAddr> {
+        self.portals.clone()
+    }
+
+    /// Serve iSCSI on another address too (port 0 picks a free port); returns the bound address.
+    pub fn add_portal(&mut self, addr: SocketAddr) -> Result<SocketAddr, PortalError> {
+        let listen_error = |source| PortalError::Listen { addr, source };
+        let first = net::listen(addr).map_err(listen_error)?;
+        let bound = net::local_addr(&first).map_err(listen_error)?;
+        if self.portals.contains(&bound) {
+            return Err(PortalError::Exists(bound));
+        }
+        let mut listeners = vec![first];
+        for _ in 1..self.reactors.len() {
+            listeners.push(net::listen(bound).map_err(|source| PortalError::Listen {
+                addr: bound,
+                source,
+            })?);
+        }
+        for (index, listener) in listeners.into_iter().enumerate() {
+            self.send(index, ToReactor::AddListener(listener))
+                .map_err(|()| PortalError::Unreachable(index))?;
+        }
+        self.portals.push(bound);
+        Ok(bound)
+    }
+
+    /// Stop accepting on a portal (its open connections stay until they end).
+    pub fn remove_portal(&mut self, addr: SocketAddr) -> Result<(), PortalError> {
+        if !self.portals.contains(&addr) {
+            return Err(PortalError::NotFound(addr));
+        }
+        if self.portals.len() == 1 {
+            return Err(PortalError::Last(addr));
+        }
+        for index in 0..self.reactors.len() {
+            self.send(index, ToReactor::RemoveListener(addr))
+                .map_err(|()| PortalError::Unreachable(index))?;
+        }
+        self.portals.retain(|p| *p != addr);
+        Ok(())
     }
 
     fn wait_for(&mut self, done: impl Fn(&ReactorHandle) -> bool) -> Result<(), usize> {

@@ -7,15 +7,21 @@
 pub mod backend;
 mod command;
 mod conn;
+mod control_requests;
 pub mod dataplane;
 mod mailbox;
 mod net;
+mod portals;
 mod reactor;
+pub mod requests;
 pub mod snapshot;
 mod stats;
 mod tables;
 
 pub use backend::{BackendError, BackendFile, BackendKind};
-pub use dataplane::{DataPlane, DataPlaneConfig, PollMode, PublishError, StartError, VolumeStats};
-pub use snapshot::{LunEntry, Snapshot, TargetEntry, VolumeEntry};
+pub use dataplane::{
+    DataPlane, DataPlaneConfig, PollMode, PortalError, PublishError, StartError, VolumeStats,
+};
+pub use requests::{Nexus, ReactorRequest, RequestId, RequestKind};
+pub use snapshot::{ChapAuth, ChapSecret, LunEntry, Snapshot, TargetEntry, VolumeEntry};
 pub use tables::MAX_TRANSFER_BYTES;

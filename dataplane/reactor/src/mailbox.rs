@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use lunar_scsi::ScsiReply;
+
+use crate::requests::ReactorRequest;
 use crate::snapshot::Snapshot;
 use crate::stats::VolumeCounters;
 
@@ -25,6 +28,21 @@ pub enum ToReactor {
     StatsRequest,
     /// Close every connection and exit once in-flight I/O finished.
     Shutdown,
+    /// The answer to request `seq` this reactor sent.
+    Answer { seq: u64, reply: ScsiReply },
+    /// Start accepting on another portal (a listener bound with SO_REUSEPORT).
+    AddListener(OwnedFd),
+    /// Stop accepting on this portal (connections already there stay).
+    RemoveListener(std::net::SocketAddr),
+    /// Close the sessions of this initiator port (`InitiatorName,i,0xISID`) except `keep`, a
+    /// connection of reactor `keep.0`: a new login reinstated the session.
+    CloseSessions {
+        initiator_port: String,
+        keep: Option<(usize, u64)>,
+    },
+    /// Another session reset a logical unit (`lun: Some`) or the whole target: abort the tasks
+    /// in scope on this reactor's sessions to that target and raise the unit attention.
+    Reset { target: String, lun: Option<u64> },
 }
 
 /// Reactor → control thread.
@@ -40,6 +58,22 @@ pub enum FromReactor {
     Stats(Vec<VolumeCounters>),
     /// The reactor left its loop.
     Stopped,
+    /// Something only the control thread can answer.
+    Request(ReactorRequest),
+    /// A login completed for this initiator port on connection `conn` of reactor `reactor`:
+    /// other sessions with the same initiator port are to be closed.
+    SessionLogin {
+        reactor: usize,
+        conn: u64,
+        initiator_port: String,
+    },
+    /// A session on reactor `reactor` reset a logical unit or target: every other reactor must
+    /// abort the tasks in scope and raise the unit attention.
+    Reset {
+        reactor: usize,
+        target: String,
+        lun: Option<u64>,
+    },
 }
 
 /// One direction of a mailbox.

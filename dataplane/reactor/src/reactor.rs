@@ -10,7 +10,7 @@
 //!    io_uring_enter until a completion, the mailbox eventfd or the tick timeout wakes it.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,10 @@ use lunar_volume::Extent;
 
 use crate::command::{Cmd, Piece};
 use crate::conn::Conn;
+use crate::control_requests::ControlRequests;
 use crate::dataplane::PollMode;
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
+use crate::portals::Listeners;
 use crate::snapshot::Snapshot;
 use crate::stats::ReactorStats;
 use crate::tables::{Tables, MAX_TRANSFER_BYTES};
@@ -49,7 +51,8 @@ pub const ADAPTIVE_SPIN_TURNS: u32 = 2_000;
 /// What a submitted entry was for.
 #[derive(Debug)]
 pub enum Op {
-    Accept,
+    /// An accept on the listener with this id.
+    Accept(u32),
     Wake,
     Recv(UserData),
     Send(UserData),
@@ -69,14 +72,14 @@ pub struct Reactor {
     pub(crate) cmds: OpSlab<Cmd>,
     pub(crate) tables: Tables,
     pub(crate) mailbox: Arc<Mailbox>,
-    listener: OwnedFd,
-    accept_armed: bool,
+    pub(crate) listeners: Listeners,
     wake_buf: Box<[u8; 8]>,
     wake_armed: bool,
     pub(crate) conn_config: ConnConfig,
     poll_mode: PollMode,
     started: Instant,
     pub(crate) stats: ReactorStats,
+    pub(crate) requests: ControlRequests,
     /// Commands waiting for a buffer or submission-queue space, retried each turn.
     pub(crate) parked: VecDeque<UserData>,
     /// Connections whose send or receive could not be queued, retried each turn.
@@ -100,6 +103,8 @@ impl Reactor {
         conn_config: ConnConfig,
         poll_mode: PollMode,
     ) -> std::io::Result<Reactor> {
+        let mut listeners = Listeners::default();
+        listeners.add(listener);
         let pool = BufPool::new(
             SMALL_BUFFERS,
             SMALL_BUFFER_BYTES,
@@ -114,14 +119,14 @@ impl Reactor {
             cmds: OpSlab::with_capacity(COMMANDS_IN_FLIGHT_MAX),
             tables: Tables::new(initial),
             mailbox,
-            listener,
-            accept_armed: false,
+            listeners,
             wake_buf: Box::new([0; 8]),
             wake_armed: false,
             conn_config,
             poll_mode,
             started: Instant::now(),
             stats: ReactorStats::default(),
+            requests: ControlRequests::default(),
             parked: VecDeque::new(),
             starved_conns: Vec::new(),
             actions: Vec::new(),
@@ -144,17 +149,21 @@ impl Reactor {
     ///
     /// # Safety
     /// Buffers and fds in `entry` must stay valid until the completion is reaped.
-    pub(crate) unsafe fn push_op(&mut self, entry: io_uring::squeue::Entry, op: Op) -> bool {
+    pub(crate) unsafe fn push_op(
+        &mut self,
+        entry: io_uring::squeue::Entry,
+        op: Op,
+    ) -> Option<UserData> {
         let Ok(id) = self.ops.insert(op) else {
-            return false;
+            return None;
         };
         let entry = entry.user_data(id.0);
         // SAFETY: forwarded from this function's contract.
         if unsafe { self.ring.push(&entry) }.is_err() {
             self.ops.remove(id);
-            return false;
+            return None;
         }
-        true
+        Some(id)
     }
 
     pub(crate) fn send_to_control(&mut self, message: FromReactor) {
@@ -172,21 +181,6 @@ impl Reactor {
         }
     }
 
-    fn arm_accept(&mut self) {
-        if self.accept_armed || self.shutting_down {
-            return;
-        }
-        let entry = opcode::Accept::new(
-            types::Fd(self.listener.as_raw_fd()),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-        .flags(libc::SOCK_CLOEXEC)
-        .build();
-        // SAFETY: the listener fd lives as long as the reactor; no buffers are involved.
-        self.accept_armed = unsafe { self.push_op(entry, Op::Accept) };
-    }
-
     fn arm_wake(&mut self) {
         if self.wake_armed {
             return;
@@ -196,7 +190,7 @@ impl Reactor {
         let entry = opcode::Read::new(types::Fd(fd), ptr, 8).build();
         // SAFETY: `wake_buf` is boxed and owned by the reactor, which outlives the ring's
         // operations; the eventfd is kept open by the mailbox the reactor holds.
-        self.wake_armed = unsafe { self.push_op(entry, Op::Wake) };
+        self.wake_armed = unsafe { self.push_op(entry, Op::Wake) }.is_some();
     }
 
     /// Run until shut down.
@@ -218,7 +212,7 @@ impl Reactor {
             if self.shutting_down && shutdown_deadline == u64::MAX {
                 shutdown_deadline = self.now_ms() + 5_000;
             }
-            self.arm_accept();
+            self.arm_accepts();
             self.arm_wake();
             worked |= self.reap_and_dispatch();
             self.service_connections();
@@ -273,6 +267,14 @@ impl Reactor {
                     let stats = self.stats.snapshot();
                     self.send_to_control(FromReactor::Stats(stats));
                 }
+                ToReactor::Answer { seq, reply } => self.on_control_answer(seq, reply),
+                ToReactor::AddListener(fd) => self.add_listener(fd),
+                ToReactor::RemoveListener(addr) => self.remove_listener(addr),
+                ToReactor::CloseSessions {
+                    initiator_port,
+                    keep,
+                } => self.close_sessions(&initiator_port, keep),
+                ToReactor::Reset { target, lun } => self.reset_from_elsewhere(&target, lun),
                 ToReactor::Shutdown => {
                     self.shutting_down = true;
                     for id in self.conns.ids() {
@@ -293,10 +295,7 @@ impl Reactor {
                 continue;
             };
             match op {
-                Op::Accept => {
-                    self.accept_armed = false;
-                    self.on_accept(completion.result);
-                }
+                Op::Accept(listener) => self.on_accept_done(listener, completion.result),
                 Op::Wake => self.wake_armed = false,
                 Op::Recv(conn) => self.on_recv(conn, completion.result),
                 Op::Send(conn) => self.on_send(conn, completion.result),

@@ -16,6 +16,33 @@ pub struct Snapshot {
     pub devices: Vec<Option<Arc<BackendFile>>>,
     pub volumes: Vec<VolumeEntry>,
     pub targets: Vec<TargetEntry>,
+    /// CHAP required of initiators in discovery sessions (`None`: no authentication).
+    pub discovery_chap: Option<ChapAuth>,
+}
+
+/// A CHAP name and secret. Debug output never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChapSecret {
+    pub username: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ChapSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChapSecret")
+            .field("username", &self.username)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// CHAP settings of a target (or of discovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChapAuth {
+    /// What initiators must prove they know.
+    pub initiator: ChapSecret,
+    /// For mutual CHAP: what the target proves to the initiator.
+    pub mutual: Option<ChapSecret>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +58,10 @@ pub struct VolumeEntry {
 pub struct TargetEntry {
     pub iqn: String,
     pub luns: Vec<LunEntry>,
+    /// Initiator names allowed to see and log in to this target; empty means everyone.
+    pub allowed_initiators: Vec<String>,
+    /// CHAP required of initiators logging in (`None`: no authentication).
+    pub chap: Option<ChapAuth>,
 }
 
 #[derive(Debug, Clone)]

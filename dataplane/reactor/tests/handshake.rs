@@ -51,3 +51,40 @@ fn connections_are_accepted_and_closed_on_shutdown() {
     let n = client.read(&mut buf).expect("closed, not timed out");
     assert_eq!(n, 0, "the reactor closes its connections when it stops");
 }
+
+#[test]
+fn portals_come_and_go_at_run_time() {
+    let mut plane = start(2, PollMode::Adaptive);
+    plane.publish(Snapshot::default()).unwrap();
+    let extra = plane
+        .add_portal("127.0.0.1:0".parse().unwrap())
+        .expect("second portal");
+    assert_eq!(plane.portals(), vec![plane.listen_addr(), extra]);
+    let mut client = TcpStream::connect(extra).expect("the new portal accepts");
+    plane.remove_portal(extra).unwrap();
+    assert!(
+        plane.remove_portal(plane.listen_addr()).is_err(),
+        "the last portal stays"
+    );
+    // The listener is closed once its cancelled accept completes; new connections are refused.
+    let mut refused = false;
+    for _ in 0..100 {
+        if TcpStream::connect(extra).is_err() {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(refused, "a removed portal stops accepting");
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plane.shutdown();
+    // Closed either way: accepted then closed at shutdown (EOF), or still in the removed
+    // listener's backlog (reset).
+    let mut buf = [0u8; 16];
+    match client.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+}

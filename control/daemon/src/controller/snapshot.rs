@@ -63,6 +63,8 @@ pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, Co
         targets.push(TargetEntry {
             iqn: target.iqn.clone(),
             luns,
+            allowed_initiators: Vec::new(),
+            chap: None,
         });
     }
     Ok(Snapshot {
@@ -70,5 +72,6 @@ pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, Co
         devices: device_slots,
         volumes,
         targets,
+        discovery_chap: None,
     })
 }
