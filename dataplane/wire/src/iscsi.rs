@@ -6,7 +6,9 @@
 //! - [`target`]: headers of the PDUs a target sends, with constructors.
 //! - [`framer`]: turns accumulated bytes into whole PDUs, checking the negotiated limits on the
 //!   data segment before anything is buffered.
-//! - [`encode`]: appends a target PDU (header, data segment, padding) to a send buffer.
+//! - [`encode`]: appends a target PDU (header, data segment, padding, digests) to a send
+//!   buffer.
+//! - [`digest`]: CRC32C header and data digests.
 //! - [`ahs`]: additional header segments (extended CDB, bidirectional read length).
 //! - [`text`]: the key=value text format of Login and Text PDUs.
 //! - [`lun`]: the SAM LUN field (peripheral and flat addressing).
@@ -14,6 +16,7 @@
 
 pub mod ahs;
 pub mod codes;
+pub mod digest;
 pub mod encode;
 pub mod framer;
 pub mod header;
@@ -22,6 +25,7 @@ pub mod lun;
 pub mod target;
 pub mod text;
 
-pub use encode::{push_pdu, EncodeError};
+pub use digest::DigestError;
+pub use encode::{push_pdu, push_pdu_digested, EncodeError};
 pub use framer::{next_frame, DigestKind, Frame, FrameError, FrameLimits, FrameStatus};
 pub use header::{Bhs, Opcode, Pdu, BHS_LEN_BYTES, RESERVED_TAG, U24};

@@ -56,6 +56,11 @@ pub mod tmf_function {
     pub const TARGET_WARM_RESET: u8 = 6;
     pub const TARGET_COLD_RESET: u8 = 7;
     pub const TASK_REASSIGN: u8 = 8;
+    /// RFC 7144 §4.2: the SAM-4 functions added to iSCSI.
+    pub const QUERY_TASK: u8 = 9;
+    pub const QUERY_TASK_SET: u8 = 10;
+    pub const I_T_NEXUS_RESET: u8 = 11;
+    pub const QUERY_ASYNC_EVENT: u8 = 12;
 }
 
 /// Task management responses, §11.6.1.

@@ -1,11 +1,13 @@
 //! Appends target PDUs to a send buffer: the 48-byte header with TotalAHSLength and
-//! DataSegmentLength filled in, the data segment, and zero padding to a 4-byte boundary.
-//! Digests are not negotiated yet; when CRC32C is, this is where they are appended.
+//! DataSegmentLength filled in, the header digest, the data segment, zero padding to a 4-byte
+//! boundary, and the data digest (digests only when negotiated, the data digest only when
+//! there is data).
 
 use zerocopy::IntoBytes;
 
-use super::framer::padded_len;
-use super::header::{Pdu, MAX_DATA_SEGMENT_LEN_BYTES, U24};
+use super::digest::{data_digest, header_digest};
+use super::framer::{padded_len, DigestKind};
+use super::header::{Pdu, BHS_LEN_BYTES, MAX_DATA_SEGMENT_LEN_BYTES, U24};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
@@ -25,6 +27,18 @@ pub fn push_pdu_parts<T: Pdu>(
     header: &T,
     parts: &[&[u8]],
 ) -> Result<(), EncodeError> {
+    push_pdu_digested(out, header, parts, DigestKind::None, DigestKind::None)
+}
+
+/// Appends one PDU whose data segment is the concatenation of `parts`, with the negotiated
+/// header and data digests.
+pub fn push_pdu_digested<T: Pdu>(
+    out: &mut Vec<u8>,
+    header: &T,
+    parts: &[&[u8]],
+    header_digest_kind: DigestKind,
+    data_digest_kind: DigestKind,
+) -> Result<(), EncodeError> {
     let data_len: usize = parts.iter().map(|p| p.len()).sum();
     let field = u32::try_from(data_len)
         .ok()
@@ -33,22 +47,42 @@ pub fn push_pdu_parts<T: Pdu>(
         .ok_or(EncodeError::DataSegmentTooLong {
             len_bytes: data_len,
         })?;
-    out.reserve(header.as_bytes().len() + padded_len(data_len));
+    let data_digest_kind = if data_len == 0 {
+        DigestKind::None
+    } else {
+        data_digest_kind
+    };
+    out.reserve(
+        BHS_LEN_BYTES
+            + header_digest_kind.len_bytes()
+            + padded_len(data_len)
+            + data_digest_kind.len_bytes(),
+    );
     let start = out.len();
     out.extend_from_slice(header.as_bytes());
     out[start + 4] = 0;
     out[start + 5..start + 8].copy_from_slice(field.as_bytes());
+    if header_digest_kind == DigestKind::Crc32c {
+        let mut bhs = [0u8; BHS_LEN_BYTES];
+        bhs.copy_from_slice(&out[start..start + BHS_LEN_BYTES]);
+        out.extend_from_slice(&header_digest(&bhs, &[]));
+    }
+    let data_start = out.len();
     for part in parts {
         out.extend_from_slice(part);
     }
     out.resize(out.len() + (padded_len(data_len) - data_len), 0);
+    if data_digest_kind == DigestKind::Crc32c {
+        let digest = data_digest(&out[data_start..], &[]);
+        out.extend_from_slice(&digest);
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iscsi::framer::{next_frame, FrameLimits, FrameStatus};
+    use crate::iscsi::framer::{next_frame, DigestKind, FrameLimits, FrameStatus};
     use crate::iscsi::header::{Opcode, RESERVED_TAG};
     use crate::iscsi::target::{NopInHeader, StatusSeq};
 
@@ -74,6 +108,76 @@ mod tests {
         let header = NopInHeader::new([0; 8], 3, RESERVED_TAG, StatusSeq::default());
         push_pdu(&mut out, &header, &[]).expect("fits");
         assert_eq!(out.len(), 48);
+    }
+
+    #[test]
+    fn digests_follow_the_header_and_the_padded_data() {
+        let limits = FrameLimits {
+            max_data_segment_len_bytes: 8192,
+            header_digest: DigestKind::Crc32c,
+            data_digest: DigestKind::Crc32c,
+        };
+        let header = NopInHeader::new([0; 8], 3, RESERVED_TAG, StatusSeq::default());
+        let mut out = Vec::new();
+        push_pdu_digested(
+            &mut out,
+            &header,
+            &[b"abcde"],
+            DigestKind::Crc32c,
+            DigestKind::Crc32c,
+        )
+        .expect("fits");
+        assert_eq!(out.len(), 48 + 4 + 8 + 4);
+        match next_frame(&out, &limits) {
+            Ok(FrameStatus::Complete(frame)) => {
+                assert_eq!(frame.len_bytes, out.len());
+                assert_eq!(frame.data, b"abcde");
+                assert_eq!(frame.check_header_digest(), Ok(()));
+                assert_eq!(frame.check_data_digest(), Ok(()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // No data: no data digest.
+        let mut empty = Vec::new();
+        push_pdu_digested(
+            &mut empty,
+            &header,
+            &[],
+            DigestKind::Crc32c,
+            DigestKind::Crc32c,
+        )
+        .expect("fits");
+        assert_eq!(empty.len(), 52);
+        // A flipped bit is caught by the digest that covers it.
+        let mut bad_header = out.clone();
+        bad_header[20] ^= 1;
+        let mut bad_data = out.clone();
+        bad_data[53] ^= 1;
+        let mut bad_pad = out;
+        bad_pad[59] ^= 1;
+        for (bytes, expected) in [
+            (&bad_header, Err(crate::iscsi::DigestError::Header)),
+            (&bad_data, Ok(())),
+            (&bad_pad, Ok(())),
+        ] {
+            match next_frame(bytes, &limits) {
+                Ok(FrameStatus::Complete(frame)) => {
+                    assert_eq!(frame.check_header_digest(), expected);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        for bytes in [&bad_data, &bad_pad] {
+            match next_frame(bytes, &limits) {
+                Ok(FrameStatus::Complete(frame)) => {
+                    assert_eq!(
+                        frame.check_data_digest(),
+                        Err(crate::iscsi::DigestError::Data)
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ pub const LOGIN_MAX_DATA_SEGMENT_LEN_BYTES: u32 = 8192;
 /// Largest additional header segment area (TotalAHSLength is one byte of 4-byte words).
 pub const MAX_AHS_LEN_BYTES: usize = 255 * 4;
 
-/// A negotiated digest. Only `None` is negotiated for now; CRC32C framing (4 extra bytes after
-/// the header and after the padded data segment) is already accounted for.
+/// A negotiated digest: CRC32C adds 4 bytes after the header (BHS and AHS) and 4 after the
+/// padded data segment (see [`super::digest`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DigestKind {
     #[default]
@@ -72,6 +72,8 @@ pub struct Frame<'a> {
     pub header_digest: &'a [u8],
     /// Data segment without padding.
     pub data: &'a [u8],
+    /// The padding after the data segment (0 to 3 bytes; the data digest covers it).
+    pub data_padding: &'a [u8],
     /// Data digest bytes (empty without a data digest or without data).
     pub data_digest: &'a [u8],
     /// Bytes this PDU occupies in the buffer.
@@ -139,11 +141,13 @@ pub fn next_frame<'a>(buf: &'a [u8], limits: &FrameLimits) -> Result<FrameStatus
     let (ahs, body) = body.split_at(ahs_len);
     let (header_digest, body) = body.split_at(header_digest_len);
     let (padded_data, data_digest) = body.split_at(padded_len(data_len));
+    let (data, data_padding) = padded_data.split_at(data_len);
     Ok(FrameStatus::Complete(Frame {
         bhs_bytes,
         ahs,
         header_digest,
-        data: &padded_data[..data_len],
+        data,
+        data_padding,
         data_digest,
         len_bytes: total,
     }))
@@ -228,6 +232,7 @@ mod tests {
             Ok(FrameStatus::Complete(frame)) => {
                 assert_eq!(frame.header_digest, &[1; 4]);
                 assert_eq!(frame.data, &[7, 8, 9]);
+                assert_eq!(frame.data_padding, &[0]);
                 assert_eq!(frame.data_digest, &[2; 4]);
                 assert_eq!(frame.len_bytes, bytes.len());
             }
@@ -241,13 +246,25 @@ mod tests {
         fn arbitrary_bytes_never_panic_and_respect_limits(
             bytes in proptest::collection::vec(any::<u8>(), 0..400),
             max in 0u32..300,
+            header_crc in any::<bool>(),
+            data_crc in any::<bool>(),
         ) {
-            let limits = FrameLimits { max_data_segment_len_bytes: max, ..FrameLimits::LOGIN };
+            let kind = |crc: bool| if crc { DigestKind::Crc32c } else { DigestKind::None };
+            let limits = FrameLimits {
+                max_data_segment_len_bytes: max,
+                header_digest: kind(header_crc),
+                data_digest: kind(data_crc),
+            };
             match next_frame(&bytes, &limits) {
                 Ok(FrameStatus::Complete(frame)) => {
                     prop_assert!(frame.len_bytes <= bytes.len());
                     prop_assert!(frame.data.len() as u32 <= max);
                     prop_assert!(frame.len_bytes <= limits.max_pdu_len_bytes());
+                    prop_assert_eq!(frame.header_digest.len(), limits.header_digest.len_bytes());
+                    prop_assert!(frame.data_padding.len() < 4);
+                    // Random bytes almost never carry a valid digest; checking must not panic.
+                    let _ = frame.check_header_digest();
+                    let _ = frame.check_data_digest();
                 }
                 Ok(FrameStatus::NeedMore { needed_len_bytes }) => {
                     prop_assert!(needed_len_bytes > bytes.len());

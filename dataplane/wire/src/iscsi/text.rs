@@ -51,6 +51,10 @@ pub enum ValueError {
     NumberTooLarge,
     #[error("not Yes or No")]
     NotABoolean,
+    #[error("not a 0x-hexadecimal or 0b-base64 binary value")]
+    NotABinaryValue,
+    #[error("binary value longer than {max_bytes} bytes")]
+    BinaryValueTooLong { max_bytes: usize },
 }
 
 /// Longest value accepted for `key`.
@@ -171,6 +175,82 @@ pub fn parse_number(value: &str) -> Result<u64, ValueError> {
         [b'0', b'b' | b'B', digits @ ..] => parse_base64(digits),
         _ => parse_radix(bytes, 10),
     }
+}
+
+/// A large binary value (RFC 7143 §6.1: `0x`/`0X` hexadecimal or `0b`/`0B` base64), as used by
+/// CHAP challenges and responses. Refused when it decodes to more than `max_bytes`; the
+/// length is checked before anything is allocated.
+pub fn parse_binary(value: &str, max_bytes: usize) -> Result<Vec<u8>, ValueError> {
+    let too_long = ValueError::BinaryValueTooLong { max_bytes };
+    match value.as_bytes() {
+        [b'0', b'x' | b'X', digits @ ..] => {
+            if digits.is_empty() {
+                return Err(ValueError::NotABinaryValue);
+            }
+            // An odd number of digits has an implied leading zero.
+            if digits.len().div_ceil(2) > max_bytes {
+                return Err(too_long);
+            }
+            let mut out = Vec::with_capacity(digits.len().div_ceil(2));
+            let (head, pairs) = digits.split_at(digits.len() % 2);
+            if let [digit] = head {
+                out.push(hex_digit(*digit)?);
+            }
+            for pair in pairs.chunks_exact(2) {
+                out.push((hex_digit(pair[0])? << 4) | hex_digit(pair[1])?);
+            }
+            Ok(out)
+        }
+        [b'0', b'b' | b'B', digits @ ..] => {
+            if digits.is_empty() || !digits.len().is_multiple_of(4) {
+                return Err(ValueError::NotABinaryValue);
+            }
+            if digits.len() / 4 * 3 > max_bytes + 2 {
+                return Err(too_long);
+            }
+            let trimmed = digits
+                .strip_suffix(b"==")
+                .or_else(|| digits.strip_suffix(b"="))
+                .unwrap_or(digits);
+            let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+            let mut bits: u32 = 0;
+            let mut pending_bits = 0u32;
+            for &c in trimmed {
+                let digit = base64_digit(c).ok_or(ValueError::NotABinaryValue)?;
+                bits = (bits << 6) | digit;
+                pending_bits += 6;
+                if pending_bits >= 8 {
+                    pending_bits -= 8;
+                    out.push((bits >> pending_bits) as u8);
+                    bits &= (1 << pending_bits) - 1;
+                }
+            }
+            if out.len() > max_bytes {
+                return Err(too_long);
+            }
+            Ok(out)
+        }
+        _ => Err(ValueError::NotABinaryValue),
+    }
+}
+
+/// Formats bytes as a `0x` hexadecimal binary value (lowercase digits).
+pub fn format_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 + bytes.len() * 2);
+    out.push_str("0x");
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+fn hex_digit(c: u8) -> Result<u8, ValueError> {
+    char::from(c)
+        .to_digit(16)
+        .map(|d| d as u8)
+        .ok_or(ValueError::NotABinaryValue)
 }
 
 fn parse_radix(digits: &[u8], radix: u32) -> Result<u64, ValueError> {
@@ -351,7 +431,44 @@ mod tests {
         assert_eq!(got[1].value, "10.0.0.1:3260,1");
     }
 
+    #[test]
+    fn binary_values_in_hex_and_base64() {
+        assert_eq!(parse_binary("0x00ff10", 16), Ok(vec![0x00, 0xff, 0x10]));
+        assert_eq!(parse_binary("0XABC", 16), Ok(vec![0x0a, 0xbc]));
+        assert_eq!(parse_binary("0bAP8Q", 16), Ok(vec![0x00, 0xff, 0x10]));
+        assert_eq!(parse_binary("0BAQ==", 16), Ok(vec![1]));
+        assert_eq!(parse_binary("0bAQI=", 16), Ok(vec![1, 2]));
+        assert_eq!(parse_binary("0x", 16), Err(ValueError::NotABinaryValue));
+        assert_eq!(parse_binary("0xzz", 16), Err(ValueError::NotABinaryValue));
+        assert_eq!(parse_binary("1234", 16), Err(ValueError::NotABinaryValue));
+        assert_eq!(parse_binary("0bAQ=", 16), Err(ValueError::NotABinaryValue));
+        assert_eq!(
+            parse_binary("0x010203", 2),
+            Err(ValueError::BinaryValueTooLong { max_bytes: 2 })
+        );
+        assert_eq!(
+            parse_binary("0bAQID", 2),
+            Err(ValueError::BinaryValueTooLong { max_bytes: 2 })
+        );
+        assert_eq!(format_hex(&[0x00, 0xab, 0x7f]), "0x00ab7f");
+        assert_eq!(format_hex(&[]), "0x");
+    }
+
     proptest! {
+        #[test]
+        fn binary_values_round_trip(bytes in proptest::collection::vec(any::<u8>(), 1..64)) {
+            prop_assert_eq!(parse_binary(&format_hex(&bytes), 64), Ok(bytes.clone()));
+            let upper = format!("0X{}", &format_hex(&bytes)[2..].to_ascii_uppercase());
+            prop_assert_eq!(parse_binary(&upper, 64), Ok(bytes));
+        }
+
+        #[test]
+        fn arbitrary_binary_values_never_panic(value in ".{0,80}", max in 0usize..40) {
+            if let Ok(bytes) = parse_binary(&value, max) {
+                prop_assert!(bytes.len() <= max);
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             if let Ok(pairs) = parse(&data) {
