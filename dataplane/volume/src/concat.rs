@@ -28,6 +28,10 @@ impl Concat {
         }
     }
 
+    pub(crate) fn members(&self) -> &[Node] {
+        &self.members
+    }
+
     pub(crate) fn size_bytes(&self) -> u64 {
         self.ends_bytes.last().copied().unwrap_or(0)
     }

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// Where a node sits in a layout tree: the member index at each level, from the root.
+/// Where a node sits in a layout tree: the member index (leg index for a mirror) at each level,
+/// from the root.
 /// Displayed as `root` for the root itself and `root[2][0]` for member 0 of member 2 of the root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayoutPath {
@@ -55,6 +56,50 @@ pub enum LayoutError {
     },
     #[error("layout node {at}: the tree is nested more than {max_depth} levels deep")]
     TooDeep { at: LayoutPath, max_depth: usize },
+    #[error("layout node {at}: mirror has no legs")]
+    EmptyMirror { at: LayoutPath },
+    #[error("layout node {at}: mirror has {legs} legs, more than the {max_legs} allowed")]
+    TooManyMirrorLegs {
+        at: LayoutPath,
+        legs: usize,
+        max_legs: usize,
+    },
+    #[error(
+        "layout node {at}: mirror leg {leg} has {leg_size_bytes} bytes but leg 0 has \
+         {first_leg_size_bytes}; mirror legs must be the same size"
+    )]
+    MirrorLegSizeMismatch {
+        at: LayoutPath,
+        leg: usize,
+        leg_size_bytes: u64,
+        first_leg_size_bytes: u64,
+    },
+    #[error(
+        "layout node {at}: mirror leg {leg} resyncs up to byte {up_to_bytes}, beyond its \
+         {leg_size_bytes} bytes"
+    )]
+    ResyncPointBeyondLeg {
+        at: LayoutPath,
+        leg: usize,
+        up_to_bytes: u64,
+        leg_size_bytes: u64,
+    },
+    #[error("layout node {at}: segment table {id} has size 0")]
+    EmptySegmented { at: LayoutPath, id: u32 },
+    #[error("layout node {at}: segment table {id} has a segment size of 0 bytes")]
+    ZeroSegmentSize { at: LayoutPath, id: u32 },
+    #[error(
+        "layout node {at}: segment table {id} has {actual} entries, but its size cut into \
+         segments needs {expected}"
+    )]
+    SegmentCountMismatch {
+        at: LayoutPath,
+        id: u32,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("layout node {at}: node id {id} is already used by another node of the volume")]
+    DuplicateNodeId { at: LayoutPath, id: u32 },
 }
 
 impl LayoutError {
@@ -68,7 +113,15 @@ impl LayoutError {
             | LayoutError::EmptyStripe { at }
             | LayoutError::ZeroStripeUnit { at }
             | LayoutError::StripeMemberTooSmall { at, .. }
-            | LayoutError::TooDeep { at, .. } => at,
+            | LayoutError::TooDeep { at, .. }
+            | LayoutError::EmptyMirror { at }
+            | LayoutError::TooManyMirrorLegs { at, .. }
+            | LayoutError::MirrorLegSizeMismatch { at, .. }
+            | LayoutError::ResyncPointBeyondLeg { at, .. }
+            | LayoutError::EmptySegmented { at, .. }
+            | LayoutError::ZeroSegmentSize { at, .. }
+            | LayoutError::SegmentCountMismatch { at, .. }
+            | LayoutError::DuplicateNodeId { at, .. } => at,
         }
     }
 
@@ -88,7 +141,15 @@ impl LayoutError {
             | LayoutError::EmptyStripe { at }
             | LayoutError::ZeroStripeUnit { at }
             | LayoutError::StripeMemberTooSmall { at, .. }
-            | LayoutError::TooDeep { at, .. } => at,
+            | LayoutError::TooDeep { at, .. }
+            | LayoutError::EmptyMirror { at }
+            | LayoutError::TooManyMirrorLegs { at, .. }
+            | LayoutError::MirrorLegSizeMismatch { at, .. }
+            | LayoutError::ResyncPointBeyondLeg { at, .. }
+            | LayoutError::EmptySegmented { at, .. }
+            | LayoutError::ZeroSegmentSize { at, .. }
+            | LayoutError::SegmentCountMismatch { at, .. }
+            | LayoutError::DuplicateNodeId { at, .. } => at,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use crate::concat::Concat;
 use crate::layout::{DeviceId, Layout};
+use crate::mirror::{Mirror, MirrorLegNode};
+use crate::segmented::Segmented;
 use crate::stripe::Stripe;
 
 /// One compiled node.
@@ -11,6 +13,8 @@ pub(crate) enum Node {
     Linear(Linear),
     Concat(Concat),
     Stripe(Stripe),
+    Mirror(Mirror),
+    Segmented(Segmented),
 }
 
 /// A range of one device; the leaf every request piece ends on.
@@ -53,6 +57,31 @@ impl Node {
                 *unit_bytes,
                 members.iter().map(Node::compile).collect(),
             )),
+            Layout::Mirror {
+                id,
+                read_policy,
+                legs,
+            } => Node::Mirror(Mirror::new(
+                *id,
+                *read_policy,
+                legs.iter()
+                    .map(|leg| MirrorLegNode {
+                        node: Node::compile(&leg.layout),
+                        health: leg.health,
+                    })
+                    .collect(),
+            )),
+            Layout::Segmented {
+                id,
+                size_bytes,
+                segment_bytes,
+                entries,
+            } => Node::Segmented(Segmented::new(
+                *id,
+                *size_bytes,
+                *segment_bytes,
+                entries.clone(),
+            )),
         }
     }
 
@@ -66,6 +95,33 @@ impl Node {
             Node::Linear(linear) => linear.size_bytes,
             Node::Concat(concat) => concat.size_bytes(),
             Node::Stripe(stripe) => stripe.size_bytes(),
+            Node::Mirror(mirror) => mirror.size_bytes(),
+            Node::Segmented(segmented) => segmented.size_bytes(),
+        }
+    }
+
+    /// Whether every byte lives on exactly one device, with no state: only Linear, Concat and
+    /// Stripe nodes.
+    pub(crate) fn is_direct(&self) -> bool {
+        match self {
+            Node::Linear(_) => true,
+            Node::Concat(concat) => concat.members().iter().all(Node::is_direct),
+            Node::Stripe(stripe) => stripe.members().iter().all(Node::is_direct),
+            Node::Mirror(_) | Node::Segmented(_) => false,
+        }
+    }
+
+    /// Every device the node names (leaves and segment locations), possibly repeated.
+    pub(crate) fn collect_devices(&self, out: &mut Vec<DeviceId>) {
+        match self {
+            Node::Linear(linear) => out.push(linear.device),
+            Node::Concat(concat) => concat.members().iter().for_each(|m| m.collect_devices(out)),
+            Node::Stripe(stripe) => stripe.members().iter().for_each(|m| m.collect_devices(out)),
+            Node::Mirror(mirror) => mirror
+                .legs()
+                .iter()
+                .for_each(|leg| leg.node.collect_devices(out)),
+            Node::Segmented(segmented) => out.extend(segmented.table().devices()),
         }
     }
 }

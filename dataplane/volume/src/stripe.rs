@@ -27,6 +27,14 @@ impl Stripe {
         self.members.len() as u64
     }
 
+    pub(crate) fn unit_bytes(&self) -> u64 {
+        self.unit_bytes
+    }
+
+    pub(crate) fn members(&self) -> &[Node] {
+        &self.members
+    }
+
     pub(crate) fn size_bytes(&self) -> u64 {
         self.used_per_member_bytes.saturating_mul(self.width())
     }

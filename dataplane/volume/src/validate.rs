@@ -1,23 +1,33 @@
 //! Validation of a layout tree: the checks that make every later lookup infallible (non-empty
-//! nodes, no arithmetic past 2^64, bounded depth), and the volume size they yield.
+//! nodes, equal mirror legs, one table entry per segment, unique node ids, no arithmetic past
+//! 2^64, bounded depth), and the volume size they yield.
+
+use std::collections::HashSet;
 
 use crate::error::{LayoutError, LayoutPath};
-use crate::layout::{Layout, MAX_LAYOUT_DEPTH};
+use crate::layout::{Layout, LegHealth, NodeId, MAX_LAYOUT_DEPTH, MAX_MIRROR_LEGS};
+use crate::table::SegmentTable;
 
 /// Check `layout` and return its size in bytes.
 pub(crate) fn validate(layout: &Layout) -> Result<u64, LayoutError> {
-    size_of(layout, 1)
+    size_of(layout, 1, &mut HashSet::new())
 }
 
-/// Size of `layout`, which sits `depth` levels down (the root is level 1). Recursion stops at
-/// [`MAX_LAYOUT_DEPTH`], so even a hostile tree costs bounded stack.
-fn size_of(layout: &Layout, depth: usize) -> Result<u64, LayoutError> {
+/// Size of `layout`, which sits `depth` levels down (the root is level 1); `ids` collects the
+/// node ids seen so far. Recursion stops at [`MAX_LAYOUT_DEPTH`], so even a hostile tree costs
+/// bounded stack.
+fn size_of(layout: &Layout, depth: usize, ids: &mut HashSet<NodeId>) -> Result<u64, LayoutError> {
     let at = LayoutPath::default;
     if depth > MAX_LAYOUT_DEPTH {
         return Err(LayoutError::TooDeep {
             at: at(),
             max_depth: MAX_LAYOUT_DEPTH,
         });
+    }
+    if let Some(id) = layout.id() {
+        if !ids.insert(id) {
+            return Err(LayoutError::DuplicateNodeId { at: at(), id });
+        }
     }
     match layout {
         Layout::Linear {
@@ -48,7 +58,7 @@ fn size_of(layout: &Layout, depth: usize) -> Result<u64, LayoutError> {
             let mut total_bytes: u64 = 0;
             for (index, member) in members.iter().enumerate() {
                 let member_bytes =
-                    size_of(member, depth + 1).map_err(|e| e.inside_member(index))?;
+                    size_of(member, depth + 1, ids).map_err(|e| e.inside_member(index))?;
                 total_bytes = total_bytes
                     .checked_add(member_bytes)
                     .ok_or(LayoutError::SizeOverflow { at: at() })?;
@@ -68,7 +78,7 @@ fn size_of(layout: &Layout, depth: usize) -> Result<u64, LayoutError> {
             let mut smallest_bytes = u64::MAX;
             for (index, member) in members.iter().enumerate() {
                 let member_bytes =
-                    size_of(member, depth + 1).map_err(|e| e.inside_member(index))?;
+                    size_of(member, depth + 1, ids).map_err(|e| e.inside_member(index))?;
                 if member_bytes < *unit_bytes {
                     return Err(LayoutError::StripeMemberTooSmall {
                         at: at(),
@@ -84,6 +94,65 @@ fn size_of(layout: &Layout, depth: usize) -> Result<u64, LayoutError> {
                 .ok()
                 .and_then(|width| used_per_member_bytes.checked_mul(width))
                 .ok_or(LayoutError::SizeOverflow { at: at() })
+        }
+        Layout::Mirror { legs, .. } => {
+            if legs.is_empty() {
+                return Err(LayoutError::EmptyMirror { at: at() });
+            }
+            if legs.len() > MAX_MIRROR_LEGS {
+                return Err(LayoutError::TooManyMirrorLegs {
+                    at: at(),
+                    legs: legs.len(),
+                    max_legs: MAX_MIRROR_LEGS,
+                });
+            }
+            let mut first_leg_size_bytes = None;
+            for (index, leg) in legs.iter().enumerate() {
+                let leg_size_bytes =
+                    size_of(&leg.layout, depth + 1, ids).map_err(|e| e.inside_member(index))?;
+                let first_leg_size_bytes = *first_leg_size_bytes.get_or_insert(leg_size_bytes);
+                if leg_size_bytes != first_leg_size_bytes {
+                    return Err(LayoutError::MirrorLegSizeMismatch {
+                        at: at(),
+                        leg: index,
+                        leg_size_bytes,
+                        first_leg_size_bytes,
+                    });
+                }
+                if let LegHealth::Resyncing { up_to_bytes } = leg.health {
+                    if up_to_bytes > leg_size_bytes {
+                        return Err(LayoutError::ResyncPointBeyondLeg {
+                            at: at(),
+                            leg: index,
+                            up_to_bytes,
+                            leg_size_bytes,
+                        });
+                    }
+                }
+            }
+            Ok(first_leg_size_bytes.unwrap_or(0))
+        }
+        Layout::Segmented {
+            id,
+            size_bytes,
+            segment_bytes,
+            entries,
+        } => {
+            let id = *id;
+            if *size_bytes == 0 {
+                return Err(LayoutError::EmptySegmented { at: at(), id });
+            }
+            let expected = SegmentTable::entries_for(*size_bytes, *segment_bytes)
+                .ok_or(LayoutError::ZeroSegmentSize { at: at(), id })?;
+            if entries.len() != expected {
+                return Err(LayoutError::SegmentCountMismatch {
+                    at: at(),
+                    id,
+                    expected,
+                    actual: entries.len(),
+                });
+            }
+            Ok(*size_bytes)
         }
     }
 }

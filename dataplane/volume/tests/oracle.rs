@@ -1,240 +1,246 @@
-//! Block-by-block oracle: random nested layouts and random requests, planned and then applied
-//! to per-device byte arrays, must read and write exactly what a naive byte-at-a-time walk of
-//! the layout tree says. One block is one byte here, so every boundary case is reachable.
+//! Block-by-block oracle: random layouts of every kind (stripes of mirrors, concats of
+//! stripes, segment tables in random states, mirror legs in random health) and random requests,
+//! planned by the crate, must read, write and fault exactly where the naive byte-at-a-time walk
+//! of `model` says.
 
-use lunar_volume::{Extent, Layout, PlanError, VolumeMap};
+mod model;
+
+use lunar_volume::{
+    Extent, FirstReadable, IoOp, LegChooser, LegRef, LegSet, NodeId, PlanError, PlanOutcome,
+    PlanStep, ReadPolicy, VolumeMap,
+};
+use model::{arb_direct_layout, arb_layout, with_request, Outcome};
 use proptest::prelude::*;
 
-const DEVICE_COUNT: u32 = 3;
-
-/// A leaf of the tree, as the oracle sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Leaf {
-    device: u32,
-    offset_bytes: u64,
-    size_bytes: u64,
-}
-
-/// Size of a layout, computed independently of the crate.
-fn oracle_size(layout: &Layout) -> u64 {
-    match layout {
-        Layout::Linear { size_bytes, .. } => *size_bytes,
-        Layout::Concat(members) => members.iter().map(oracle_size).sum(),
-        Layout::Stripe {
-            unit_bytes,
-            members,
-        } => {
-            let smallest = members.iter().map(oracle_size).min().unwrap_or(0);
-            (smallest / unit_bytes) * unit_bytes * members.len() as u64
-        }
-    }
-}
-
-/// Where virtual byte `at` lives: (leaf, byte offset on the device). Linear scans only.
-fn oracle_locate(layout: &Layout, at: u64) -> (Leaf, u64) {
-    match layout {
-        Layout::Linear {
-            device,
-            offset_bytes,
-            size_bytes,
-        } => {
-            assert!(at < *size_bytes);
-            let leaf = Leaf {
-                device: *device,
-                offset_bytes: *offset_bytes,
-                size_bytes: *size_bytes,
-            };
-            (leaf, offset_bytes + at)
-        }
-        Layout::Concat(members) => {
-            let mut start = 0;
-            for member in members {
-                let size = oracle_size(member);
-                if at < start + size {
-                    return oracle_locate(member, at - start);
-                }
-                start += size;
-            }
-            panic!("byte {at} beyond concat");
-        }
-        Layout::Stripe {
-            unit_bytes,
-            members,
-        } => {
-            let unit = at / unit_bytes;
-            let member = (unit % members.len() as u64) as usize;
-            let row = unit / members.len() as u64;
-            oracle_locate(&members[member], row * unit_bytes + at % unit_bytes)
-        }
-    }
-}
-
-fn leaves(layout: &Layout, out: &mut Vec<Leaf>) {
-    match layout {
-        Layout::Linear {
-            device,
-            offset_bytes,
-            size_bytes,
-        } => out.push(Leaf {
-            device: *device,
-            offset_bytes: *offset_bytes,
-            size_bytes: *size_bytes,
-        }),
-        Layout::Concat(members) | Layout::Stripe { members, .. } => {
-            members.iter().for_each(|member| leaves(member, out))
-        }
-    }
-}
-
-/// Device arrays big enough for every leaf; each byte holds a value unique across devices.
-fn devices_for(layout: &Layout) -> Vec<Vec<u32>> {
-    let mut all = Vec::new();
-    leaves(layout, &mut all);
-    (0..DEVICE_COUNT)
-        .map(|device| {
-            let len = all
-                .iter()
-                .filter(|leaf| leaf.device == device)
-                .map(|leaf| leaf.offset_bytes + leaf.size_bytes)
-                .max()
-                .unwrap_or(0);
-            (0..len as u32).map(|i| device << 24 | i).collect()
-        })
-        .collect()
-}
-
-fn arb_layout() -> impl Strategy<Value = Layout> {
-    let leaf =
-        (0..DEVICE_COUNT, 0u64..40, 1u64..24).prop_map(|(device, offset_bytes, size_bytes)| {
-            Layout::Linear {
-                device,
-                offset_bytes,
-                size_bytes,
-            }
-        });
-    leaf.prop_recursive(4, 40, 5, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 1..5).prop_map(Layout::Concat),
-            (1u64..6, prop::collection::vec(inner, 1..4)).prop_map(|(unit_bytes, members)| {
-                Layout::Stripe {
-                    unit_bytes,
-                    members,
-                }
-            }),
-        ]
-    })
-    .prop_filter("layout must be valid", |layout| layout.validate().is_ok())
-}
-
-/// A layout and a request inside it.
-fn arb_layout_and_request() -> impl Strategy<Value = (Layout, u64, u64)> {
-    arb_layout().prop_flat_map(|layout| {
-        let size = oracle_size(&layout);
-        (Just(layout), 0..=size)
-            .prop_flat_map(move |(layout, offset)| (Just(layout), Just(offset), 0..=size - offset))
-    })
-}
-
-fn planned(map: &VolumeMap, offset: u64, len: u64) -> Vec<Extent> {
+fn plan_steps(
+    map: &VolumeMap,
+    op: IoOp,
+    offset: u64,
+    len: u64,
+    excluded: &[LegRef],
+) -> (PlanOutcome, Vec<PlanStep>) {
     let mut out = Vec::new();
-    map.plan(offset, len, &mut out)
-        .expect("request is inside the volume");
-    out
+    let outcome = match (op, excluded.is_empty()) {
+        (_, true) => map.plan_io(op, offset, len, &mut FirstReadable, &mut out),
+        (IoOp::Read, false) => {
+            map.plan_read_retry(offset, len, excluded, &mut FirstReadable, &mut out)
+        }
+        (IoOp::Write, false) => unreachable!("writes exclude no leg"),
+    }
+    .expect("request is inside the volume");
+    (outcome, out)
+}
+
+/// Picks legs from a seed, sometimes answering a leg that is not a candidate.
+struct SeededChooser(u64);
+
+impl LegChooser for SeededChooser {
+    fn choose_leg(&mut self, _mirror: NodeId, _policy: ReadPolicy, candidates: LegSet) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let pick = (self.0 >> 33) as u32;
+        match pick % 5 {
+            0 => 31,
+            _ => candidates
+                .iter()
+                .nth((pick / 5) as usize % candidates.len() as usize)
+                .unwrap(),
+        }
+    }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1500))]
 
     #[test]
     fn size_matches_oracle(layout in arb_layout()) {
         let map = VolumeMap::try_new(layout.clone()).unwrap();
-        prop_assert_eq!(map.size_bytes, oracle_size(&layout));
+        prop_assert_eq!(map.size_bytes, model::size(&layout));
         prop_assert_eq!(layout.validate(), Ok(map.size_bytes));
     }
 
     #[test]
-    fn extents_are_ordered_contiguous_nonempty_and_inside_one_leaf(
-        (layout, offset, len) in arb_layout_and_request()
+    fn reads_match_oracle(
+        (layout, offset, len) in with_request(arb_layout()),
+        exclusion_mask in any::<u32>(),
     ) {
         let map = VolumeMap::try_new(layout.clone()).unwrap();
-        let extents = planned(&map, offset, len);
-        let mut next_request_offset = 0;
-        for extent in &extents {
-            prop_assert!(extent.len_bytes > 0, "empty extent {:?}", extent);
-            prop_assert_eq!(extent.request_offset_bytes, next_request_offset);
-            next_request_offset += extent.len_bytes;
-            // The leaf holding the extent's first byte holds all of it.
-            let (leaf, device_offset) = oracle_locate(&layout, offset + extent.request_offset_bytes);
-            prop_assert_eq!(leaf.device, extent.device);
-            prop_assert_eq!(device_offset, extent.device_offset_bytes);
-            prop_assert!(extent.device_offset_bytes >= leaf.offset_bytes);
-            prop_assert!(
-                extent.device_offset_bytes + extent.len_bytes <= leaf.offset_bytes + leaf.size_bytes,
-                "extent {:?} leaves its member {:?}", extent, leaf
-            );
+        let mut legs = Vec::new();
+        model::all_legs(&layout, &mut legs);
+        let excluded: Vec<LegRef> = legs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| exclusion_mask & (1 << (i % 32)) != 0 && exclusion_mask % 3 == 0)
+            .map(|(_, leg)| leg)
+            .collect();
+        let (outcome, steps) = plan_steps(&map, IoOp::Read, offset, len, &excluded);
+        let expected: Vec<Vec<Outcome>> = (0..len)
+            .map(|i| vec![model::read(&layout, offset + i, None, &excluded)])
+            .collect();
+        if let Err(message) = model::compare(outcome, &steps, &expected) {
+            prop_assert!(false, "{}\nsteps {:?}", message, steps);
         }
-        prop_assert_eq!(next_request_offset, len);
-    }
-
-    #[test]
-    fn reads_return_what_the_oracle_reads((layout, offset, len) in arb_layout_and_request()) {
-        let map = VolumeMap::try_new(layout.clone()).unwrap();
-        let devices = devices_for(&layout);
-        let mut buffer = vec![u32::MAX; len as usize];
-        for extent in planned(&map, offset, len) {
-            let device = &devices[extent.device as usize];
-            for i in 0..extent.len_bytes {
-                buffer[(extent.request_offset_bytes + i) as usize] =
-                    device[(extent.device_offset_bytes + i) as usize];
+        if outcome == PlanOutcome::Ready {
+            // A read covers the request once, in request order.
+            let mut next = 0;
+            for step in &steps {
+                let (start, step_len) = step.request_range().unwrap();
+                prop_assert_eq!(start, next);
+                next += step_len;
             }
-        }
-        for (i, value) in buffer.iter().enumerate() {
-            let (leaf, device_offset) = oracle_locate(&layout, offset + i as u64);
-            prop_assert_eq!(*value, devices[leaf.device as usize][device_offset as usize], "byte {}", i);
+            prop_assert_eq!(next, len);
         }
     }
 
     #[test]
-    fn writes_land_where_the_oracle_writes((layout, offset, len) in arb_layout_and_request()) {
+    fn writes_match_oracle((layout, offset, len) in with_request(arb_layout())) {
         let map = VolumeMap::try_new(layout.clone()).unwrap();
-        let before = devices_for(&layout);
-        let data: Vec<u32> = (0..len as u32).map(|i| 0xff00_0000 | i).collect();
+        let (outcome, steps) = plan_steps(&map, IoOp::Write, offset, len, &[]);
+        let expected: Vec<Vec<Outcome>> = (0..len)
+            .map(|i| {
+                let mut outcomes = model::write(&layout, offset + i, None);
+                outcomes.sort_unstable();
+                outcomes
+            })
+            .collect();
+        if let Err(message) = model::compare(outcome, &steps, &expected) {
+            prop_assert!(false, "{}\nsteps {:?}", message, steps);
+        }
+    }
 
-        let mut written = before.clone();
-        for extent in planned(&map, offset, len) {
-            for i in 0..extent.len_bytes {
-                written[extent.device as usize][(extent.device_offset_bytes + i) as usize] =
-                    data[(extent.request_offset_bytes + i) as usize];
+    #[test]
+    fn any_chooser_reads_only_usable_legs(
+        (layout, offset, len) in with_request(arb_layout()),
+        seed in any::<u64>(),
+    ) {
+        let map = VolumeMap::try_new(layout.clone()).unwrap();
+        let mut out = Vec::new();
+        let outcome = map.plan_io(IoOp::Read, offset, len, &mut SeededChooser(seed), &mut out).unwrap();
+        if outcome == PlanOutcome::Ready {
+            for (i, got) in model::outcomes_of(&out, len).into_iter().enumerate() {
+                prop_assert_eq!(got.len(), 1, "byte {} read {:?} times", i, got);
+                let choices = model::read_choices(&layout, offset + i as u64, None);
+                prop_assert!(choices.contains(&got[0]), "byte {}: {:?} not in {:?}", i, got[0], choices);
+            }
+        } else {
+            for fault in model::faults_of(&out) {
+                let possible = (0..len).any(|i| model::read_choices(&layout, offset + i, None).contains(&fault));
+                prop_assert!(possible, "fault {:?} on no usable leg", fault);
             }
         }
-        let mut expected = before;
-        for (i, value) in data.iter().enumerate() {
-            let (leaf, device_offset) = oracle_locate(&layout, offset + i as u64);
-            expected[leaf.device as usize][device_offset as usize] = *value;
+    }
+
+    #[test]
+    fn segments_in_matches_oracle((layout, offset, len) in with_request(arb_layout())) {
+        let map = VolumeMap::try_new(layout.clone()).unwrap();
+        let mut pieces = Vec::new();
+        map.segments_in(offset, len, &mut pieces).unwrap();
+        let mut got = vec![Vec::new(); len as usize];
+        for piece in &pieces {
+            prop_assert!(piece.len_bytes > 0);
+            let entry = map.root.find(piece.segment.node).and_then(|node| match node {
+                lunar_volume::Layout::Segmented { entries, .. } => entries.get(piece.segment.index),
+                _ => None,
+            });
+            prop_assert_eq!(entry, Some(piece.entry));
+            for i in 0..piece.len_bytes {
+                got[(piece.request_offset_bytes + i) as usize].push((
+                    piece.segment.node,
+                    piece.segment.index,
+                    piece.segment_offset_bytes + i,
+                    piece.mirror_leg.map(|leg| (leg.mirror, leg.leg)),
+                ));
+            }
         }
-        prop_assert_eq!(written, expected);
+        for (i, mut got) in got.into_iter().enumerate() {
+            let mut expected = Vec::new();
+            model::segments(&layout, offset + i as u64, None, &mut expected);
+            got.sort_unstable();
+            expected.sort_unstable();
+            prop_assert_eq!(got, expected, "byte {}", i);
+        }
+    }
+
+    #[test]
+    fn devices_used_matches_oracle(layout in arb_layout()) {
+        let map = VolumeMap::try_new(layout.clone()).unwrap();
+        let ranges = map.devices_used();
+        let mut bytes = Vec::new();
+        for pair in ranges.windows(2) {
+            // Sorted, and merged where they touch.
+            prop_assert!(pair[0].device < pair[1].device || pair[0].end_bytes() < pair[1].offset_bytes);
+        }
+        for range in &ranges {
+            prop_assert!(range.len_bytes > 0);
+            prop_assert!(map.devices().contains(&range.device));
+            bytes.extend((range.offset_bytes..range.end_bytes()).map(|offset| (range.device, offset)));
+        }
+        prop_assert_eq!(bytes, model::device_bytes(&layout));
+    }
+
+    #[test]
+    fn plan_io_is_deterministic_and_appends(
+        (layout, offset, len) in with_request(arb_layout()),
+        write in any::<bool>(),
+    ) {
+        let map = VolumeMap::try_new(layout).unwrap();
+        let op = if write { IoOp::Write } else { IoOp::Read };
+        let (first_outcome, first) = plan_steps(&map, op, offset, len, &[]);
+        let sentinel = PlanStep::Zero { request_offset_bytes: 7, len_bytes: 7 };
+        let mut out = vec![sentinel];
+        let outcome = map.plan_io(op, offset, len, &mut FirstReadable, &mut out).unwrap();
+        prop_assert_eq!(outcome, first_outcome);
+        prop_assert_eq!(out[0], sentinel);
+        prop_assert_eq!(&out[1..], &first[..]);
     }
 
     #[test]
     fn requests_beyond_the_end_are_refused(layout in arb_layout(), past in 1u64..10, len in 0u64..10) {
         let map = VolumeMap::try_new(layout).unwrap();
-        let mut out = Vec::new();
         let offset = map.size_bytes + past - 1;
         let len = if offset == map.size_bytes { len.max(1) } else { len };
-        prop_assert_eq!(
-            map.plan(offset, len, &mut out),
-            Err(PlanError::OutOfRange { offset_bytes: offset, len_bytes: len, size_bytes: map.size_bytes })
-        );
+        let refused = Err(PlanError::OutOfRange { offset_bytes: offset, len_bytes: len, size_bytes: map.size_bytes });
+        let mut out = Vec::new();
+        prop_assert_eq!(map.plan_io(IoOp::Write, offset, len, &mut FirstReadable, &mut out), refused);
+        prop_assert_eq!(map.plan_io(IoOp::Read, offset, len, &mut FirstReadable, &mut out), refused);
         prop_assert!(out.is_empty());
     }
 
     #[test]
-    fn planning_is_deterministic_and_appends((layout, offset, len) in arb_layout_and_request()) {
+    fn plan_gives_the_device_steps_of_direct_maps((layout, offset, len) in with_request(arb_direct_layout())) {
         let map = VolumeMap::try_new(layout).unwrap();
-        let first = planned(&map, offset, len);
-        let mut out = first.clone();
-        map.plan(offset, len, &mut out).unwrap();
-        prop_assert_eq!(out.len(), 2 * first.len());
-        prop_assert_eq!(&out[first.len()..], &first[..]);
+        prop_assert!(map.is_direct());
+        let mut extents = Vec::new();
+        map.plan(offset, len, &mut extents).unwrap();
+        for op in [IoOp::Read, IoOp::Write] {
+            let (outcome, steps) = plan_steps(&map, op, offset, len, &[]);
+            prop_assert_eq!(outcome, PlanOutcome::Ready);
+            let as_extents: Vec<Extent> = steps
+                .iter()
+                .map(|step| match *step {
+                    PlanStep::Device { device, device_offset_bytes, len_bytes, request_offset_bytes, mirror_leg: None } => Extent {
+                        device,
+                        device_offset_bytes,
+                        len_bytes,
+                        request_offset_bytes,
+                    },
+                    other => panic!("direct map planned {other:?}"),
+                })
+                .collect();
+            prop_assert_eq!(&as_extents, &extents);
+        }
+    }
+
+    #[test]
+    fn plan_refuses_maps_that_are_not_direct((layout, offset, len) in with_request(arb_layout())) {
+        let map = VolumeMap::try_new(layout).unwrap();
+        let mut extents = Vec::new();
+        let planned = map.plan(offset, len, &mut extents);
+        match (map.is_direct(), len) {
+            (true, _) | (false, 0) => prop_assert!(planned.is_ok()),
+            (false, _) => {
+                prop_assert_eq!(planned, Err(PlanError::OutOfRange { offset_bytes: offset, len_bytes: len, size_bytes: 0 }));
+                prop_assert!(extents.is_empty());
+            }
+        }
     }
 }
