@@ -9,9 +9,11 @@
 //! results may grow new fields in later versions, so readers must ignore fields they do not
 //! know. [`API_VERSION`] changes only when an existing field changes meaning or disappears.
 
+pub mod auth;
 pub mod client;
 pub mod daemon;
 pub mod device;
+pub mod portal;
 pub mod rpc;
 pub mod stats;
 pub mod target;
@@ -34,6 +36,13 @@ pub mod method {
     pub const TARGET_CREATE: &str = "target_create";
     pub const TARGET_LIST: &str = "target_list";
     pub const TARGET_DELETE: &str = "target_delete";
+    pub const TARGET_AUTH_SET: &str = "target_auth_set";
+    pub const TARGET_ACL_SET: &str = "target_acl_set";
+    pub const DISCOVERY_AUTH_SET: &str = "discovery_auth_set";
+    pub const DISCOVERY_AUTH_GET: &str = "discovery_auth_get";
+    pub const PORTAL_ADD: &str = "portal_add";
+    pub const PORTAL_REMOVE: &str = "portal_remove";
+    pub const PORTAL_LIST: &str = "portal_list";
     pub const STATS_GET: &str = "stats_get";
     pub const DAEMON_INFO: &str = "daemon_info";
 
@@ -48,13 +57,21 @@ pub mod method {
         TARGET_CREATE,
         TARGET_LIST,
         TARGET_DELETE,
+        TARGET_AUTH_SET,
+        TARGET_ACL_SET,
+        DISCOVERY_AUTH_SET,
+        DISCOVERY_AUTH_GET,
+        PORTAL_ADD,
+        PORTAL_REMOVE,
+        PORTAL_LIST,
         STATS_GET,
         DAEMON_INFO,
     ];
 }
 
 /// Result of methods that return nothing but success (`device_remove`, `volume_delete`,
-/// `target_delete`), and the parameters of methods that take none (`device_list`, ...).
+/// `target_delete`, `portal_remove`), and the parameters of methods that take none
+/// (`device_list`, ...).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}

@@ -1,8 +1,13 @@
 //! The real data plane behind the [`crate::plane`] traits.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
-use lunar_reactor::{BackendError, BackendFile, DataPlane, PublishError, Snapshot, VolumeStats};
+use lunar_reactor::{
+    BackendError, BackendFile, DataPlane, PortalError, PublishError, ReactorRequest, RequestId,
+    Snapshot, VolumeStats,
+};
+use lunar_scsi::ScsiReply;
 
 use crate::plane::{DeviceOpener, Publisher};
 
@@ -27,6 +32,26 @@ impl Publisher for DataPlane {
 
     fn stats(&mut self) -> Vec<VolumeStats> {
         DataPlane::stats(self)
+    }
+
+    fn portals(&self) -> Vec<SocketAddr> {
+        DataPlane::portals(self)
+    }
+
+    fn add_portal(&mut self, addr: SocketAddr) -> Result<SocketAddr, PortalError> {
+        DataPlane::add_portal(self, addr)
+    }
+
+    fn remove_portal(&mut self, addr: SocketAddr) -> Result<(), PortalError> {
+        DataPlane::remove_portal(self, addr)
+    }
+
+    fn poll(&mut self) -> Vec<ReactorRequest> {
+        DataPlane::poll(self)
+    }
+
+    fn answer(&mut self, id: RequestId, reply: ScsiReply) {
+        DataPlane::answer(self, id, reply)
     }
 
     fn shutdown(self: Box<Self>) {

@@ -3,9 +3,15 @@
 //! This is the state file's schema (its own version, independent of the RPC schema). Layouts
 //! here always carry resolved sizes; device references are by name, and every device keeps the
 //! stable [`DeviceId`] it got when added, which indexes it in published snapshots.
+//!
+//! The file holds CHAP secrets in clear (CHAP needs them so): the store writes it with mode
+//! 0600 in a 0700 directory, and `Debug` output of the secret types never shows them.
+//! Fields added after the first release default to "unset" and are left out when unset, so
+//! files without them still load.
 
 use std::fmt;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use lunar_volume::layout::DeviceId;
@@ -20,6 +26,13 @@ pub struct Config {
     pub devices: Vec<DeviceConfig>,
     pub volumes: Vec<VolumeConfig>,
     pub targets: Vec<TargetConfig>,
+    /// CHAP required in discovery sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_chap: Option<ChapConfig>,
+    /// Portals added with `portal_add`, served again at start. The `--listen` address comes
+    /// from the command line and is not among them (unless it was added explicitly).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub portals: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +71,40 @@ pub struct TargetConfig {
     /// Normalised iSCSI name.
     pub iqn: String,
     pub luns: Vec<LunConfig>,
+    /// Normalised initiator names allowed to see and log in to the target; empty: everyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_initiators: Vec<String>,
+    /// CHAP required to log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chap: Option<ChapConfig>,
+}
+
+/// CHAP settings of a target or of discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChapConfig {
+    /// What initiators must prove.
+    pub initiator: ChapSecretConfig,
+    /// Mutual CHAP: what lunard proves to initiators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mutual: Option<ChapSecretConfig>,
+}
+
+/// A CHAP user name and its secret. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChapSecretConfig {
+    pub username: String,
+    pub secret: String,
+}
+
+impl fmt::Debug for ChapSecretConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChapSecretConfig")
+            .field("username", &self.username)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,13 @@ pub fn dispatch(
         method::TARGET_CREATE => run(method_name, params, |p| c.target_create(p)),
         method::TARGET_LIST => run(method_name, params, |p| c.target_list(p)),
         method::TARGET_DELETE => run(method_name, params, |p| c.target_delete(p)),
+        method::TARGET_AUTH_SET => run(method_name, params, |p| c.target_auth_set(p)),
+        method::TARGET_ACL_SET => run(method_name, params, |p| c.target_acl_set(p)),
+        method::DISCOVERY_AUTH_SET => run(method_name, params, |p| c.discovery_auth_set(p)),
+        method::DISCOVERY_AUTH_GET => run(method_name, params, |p| c.discovery_auth_get(p)),
+        method::PORTAL_ADD => run(method_name, params, |p| c.portal_add(p)),
+        method::PORTAL_REMOVE => run(method_name, params, |p| c.portal_remove(p)),
+        method::PORTAL_LIST => run(method_name, params, |p| c.portal_list(p)),
         method::STATS_GET => run(method_name, params, |p| c.stats_get(p)),
         method::DAEMON_INFO => run(method_name, params, |_: lunar_api::Empty| {
             Ok(c.daemon_info())
@@ -145,6 +152,118 @@ mod tests {
         )
         .expect("target_delete");
         assert_eq!(removed, json!({}));
+    }
+
+    #[test]
+    fn access_and_portal_methods_round_trip_through_json() {
+        let (mut c, _, _) = controller();
+        call(
+            &mut c,
+            "device_add",
+            json!({"name": "disk1", "path": "/dev/disk1"}),
+        )
+        .expect("device_add");
+        call(
+            &mut c,
+            "volume_create",
+            json!({"name": "v", "layout": {"linear": {"device": "disk1", "size_bytes": 1048576}}}),
+        )
+        .expect("volume_create");
+        let iqn = "iqn.2026-11.dev.lunar:t";
+        call(
+            &mut c,
+            "target_create",
+            json!({"iqn": iqn, "luns": [{"lun": 0, "volume": "v"}]}),
+        )
+        .expect("target_create");
+        let secret = "sixteen-byte-key";
+        let target = call(
+            &mut c,
+            "target_auth_set",
+            json!({"iqn": iqn, "chap": {"username": "u", "secret": secret},
+                   "mutual_chap": {"username": "t", "secret": "another-secret"}}),
+        )
+        .expect("target_auth_set");
+        assert_eq!(target["chap"], json!({"username": "u", "secret_set": true}));
+        assert_eq!(
+            target["mutual_chap"],
+            json!({"username": "t", "secret_set": true})
+        );
+        let target = call(
+            &mut c,
+            "target_acl_set",
+            json!({"iqn": iqn, "initiators": ["iqn.2026-11.a.b:Host"]}),
+        )
+        .expect("target_acl_set");
+        assert_eq!(target["initiators"], json!(["iqn.2026-11.a.b:host"]));
+        let listed = dispatch(&mut c, "target_list", None).expect("target_list");
+        assert!(!listed.to_string().contains(secret), "{listed}");
+        assert_eq!(listed["targets"][0]["chap"]["username"], json!("u"));
+        let discovery = call(
+            &mut c,
+            "discovery_auth_set",
+            json!({"chap": {"username": "d", "secret": secret}}),
+        )
+        .expect("discovery_auth_set");
+        assert_eq!(
+            discovery,
+            json!({"chap": {"username": "d", "secret_set": true}, "mutual_chap": null})
+        );
+        let discovery = dispatch(&mut c, "discovery_auth_get", None).expect("get");
+        assert_eq!(discovery["chap"]["username"], json!("d"));
+        let portal =
+            call(&mut c, "portal_add", json!({"address": "10.1.2.3:3260"})).expect("portal_add");
+        assert_eq!(
+            portal,
+            json!({"address": "10.1.2.3:3260", "listening": true, "persistent": true})
+        );
+        let portals = dispatch(&mut c, "portal_list", None).expect("portal_list");
+        assert_eq!(portals["portals"].as_array().map(Vec::len), Some(2));
+        let removed = call(&mut c, "portal_remove", json!({"address": "10.1.2.3:3260"}))
+            .expect("portal_remove");
+        assert_eq!(removed, json!({}));
+    }
+
+    #[test]
+    fn access_params_are_checked() {
+        let (mut c, _, _) = controller();
+        let cases = [
+            (
+                "target_auth_set",
+                json!({"iqn": "iqn.2026-11.a.b"}),
+                "missing field `chap`",
+            ),
+            (
+                "target_auth_set",
+                json!({"iqn": "iqn.2026-11.a.b", "chap": {"user": "u", "secret": "s"}}),
+                "unknown field `user`",
+            ),
+            (
+                "target_acl_set",
+                json!({"iqn": "iqn.2026-11.a.b"}),
+                "missing field `initiators`",
+            ),
+            ("discovery_auth_set", json!({}), "missing field `chap`"),
+            (
+                "portal_add",
+                json!({"addr": "1.2.3.4:1"}),
+                "unknown field `addr`",
+            ),
+            (
+                "portal_add",
+                json!({"address": "host:3260"}),
+                "portal address 'host:3260' is not ip:port",
+            ),
+        ];
+        for (method_name, params, expected) in cases {
+            let error = call(&mut c, method_name, params.clone()).expect_err(method_name);
+            assert_eq!(error.code, code::INVALID_PARAMS, "{params}");
+            assert!(
+                error.message.contains(expected),
+                "{params}: {}",
+                error.message
+            );
+        }
     }
 
     #[test]

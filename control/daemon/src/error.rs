@@ -1,7 +1,7 @@
 //! Errors of the control logic, and how each maps onto a JSON-RPC error code.
 
 use lunar_api::{code, RpcError};
-use lunar_reactor::PublishError;
+use lunar_reactor::{PortalError, PublishError};
 
 use crate::store::StoreError;
 
@@ -26,6 +26,8 @@ pub enum ControlError {
     Persist(#[source] StoreError),
     #[error("the data plane did not take the new configuration, nothing changed: {0}")]
     Publish(#[source] PublishError),
+    #[error("the data plane did not take the portal change: {0}")]
+    Portal(#[source] PortalError),
     /// A broken invariant of the daemon itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,7 +71,7 @@ impl ControlError {
             ControlError::Conflict(_) => code::CONFLICT,
             ControlError::Device(_) => code::DEVICE_ERROR,
             ControlError::Persist(_) => code::PERSIST_FAILED,
-            ControlError::Publish(_) => code::PUBLISH_FAILED,
+            ControlError::Publish(_) | ControlError::Portal(_) => code::PUBLISH_FAILED,
             ControlError::Internal(_) => code::INTERNAL_ERROR,
         }
     }

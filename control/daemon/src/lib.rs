@@ -8,6 +8,7 @@
 
 pub mod adapter;
 pub mod args;
+pub mod chap;
 pub mod config;
 pub mod controller;
 pub mod daemon;

@@ -37,22 +37,32 @@ pub fn check_object_name(kind: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Validate an iSCSI name and return its normalised form (ASCII lowercase, as the stringprep
-/// profile of RFC 3722 maps it). Only ASCII names are accepted.
+/// Validate a target's iSCSI name and return its normalised form (ASCII lowercase, as the
+/// stringprep profile of RFC 3722 maps it). Only ASCII names are accepted.
 pub fn normalize_iscsi_name(name: &str) -> Result<String, String> {
+    normalize_iscsi_name_of("target", name)
+}
+
+/// [`normalize_iscsi_name`] for an initiator's name (the messages say "initiator name").
+pub fn normalize_initiator_name(name: &str) -> Result<String, String> {
+    normalize_iscsi_name_of("initiator", name)
+}
+
+/// [`normalize_iscsi_name`], naming the `role` ("target", "initiator") in messages.
+fn normalize_iscsi_name_of(role: &str, name: &str) -> Result<String, String> {
     let shown = name.escape_debug().to_string();
     if name.is_empty() {
-        return Err("target name is empty".to_string());
+        return Err(format!("{role} name is empty"));
     }
     if name.len() > MAX_ISCSI_NAME_BYTES {
         return Err(format!(
-            "target name is {} bytes long; iSCSI names are at most {MAX_ISCSI_NAME_BYTES} bytes",
+            "{role} name is {} bytes long; iSCSI names are at most {MAX_ISCSI_NAME_BYTES} bytes",
             name.len()
         ));
     }
     if !name.is_ascii() {
         return Err(format!(
-            "target name '{shown}' is not valid: only ASCII iSCSI names are supported"
+            "{role} name '{shown}' is not valid: only ASCII iSCSI names are supported"
         ));
     }
     let lower = name.to_ascii_lowercase();
@@ -67,7 +77,7 @@ pub fn normalize_iscsi_name(name: &str) -> Result<String, String> {
     };
     match why {
         Ok(()) => Ok(lower),
-        Err(why) => Err(format!("target name '{shown}' is not valid: {why}")),
+        Err(why) => Err(format!("{role} name '{shown}' is not valid: {why}")),
     }
 }
 
@@ -207,6 +217,18 @@ mod tests {
         assert!(normalize_iscsi_name("eui.02004567A425678").is_err());
         assert!(normalize_iscsi_name("eui.02004567A425678G").is_err());
         assert!(normalize_iscsi_name("naa.0123456789abcdef01").is_err());
+    }
+
+    #[test]
+    fn initiator_names_say_initiator() {
+        assert_eq!(
+            normalize_initiator_name("iqn.1994-05.com.RedHat:Client1").as_deref(),
+            Ok("iqn.1994-05.com.redhat:client1")
+        );
+        let error = normalize_initiator_name("client1").expect_err("bad");
+        assert!(error.starts_with("initiator name 'client1'"), "{error}");
+        let error = normalize_initiator_name("").expect_err("empty");
+        assert_eq!(error, "initiator name is empty");
     }
 
     #[test]

@@ -1,17 +1,22 @@
-//! What the control logic needs from the data plane, as traits: opening backing devices and
-//! publishing table snapshots. The real implementations are in [`crate::adapter`]; tests use
-//! fakes.
+//! What the control logic needs from the data plane, as traits: opening backing devices, and
+//! driving the reactors (publishing table snapshots, portals, answering their requests). The
+//! real implementations are in [`crate::adapter`]; tests use fakes.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
-use lunar_reactor::{BackendError, BackendFile, PublishError, Snapshot, VolumeStats};
+use lunar_reactor::{
+    BackendError, BackendFile, PortalError, PublishError, ReactorRequest, RequestId, Snapshot,
+    VolumeStats,
+};
+use lunar_scsi::ScsiReply;
 
 /// Opens backing devices and files.
 pub trait DeviceOpener {
     fn open(&self, path: &Path) -> Result<BackendFile, BackendError>;
 }
 
-/// Publishes table snapshots to the reactors.
+/// The reactors, as the control thread drives them.
 pub trait Publisher {
     /// Install `snapshot` on every reactor; returns its generation.
     fn publish(&mut self, snapshot: Snapshot) -> Result<u64, PublishError>;
@@ -19,6 +24,16 @@ pub trait Publisher {
     fn wait_drained(&mut self, generation: u64) -> Result<(), PublishError>;
     /// Per-volume counters, summed over reactors.
     fn stats(&mut self) -> Vec<VolumeStats>;
+    /// Every portal served now (the `--listen` address first, unless it was removed).
+    fn portals(&self) -> Vec<SocketAddr>;
+    /// Serve iSCSI on `addr` too; returns the bound address (port 0 picks one).
+    fn add_portal(&mut self, addr: SocketAddr) -> Result<SocketAddr, PortalError>;
+    /// Stop accepting on `addr`.
+    fn remove_portal(&mut self, addr: SocketAddr) -> Result<(), PortalError>;
+    /// Requests the reactors sent since the last call; each must be [`Publisher::answer`]ed.
+    fn poll(&mut self) -> Vec<ReactorRequest>;
+    /// Answer a request from [`Publisher::poll`].
+    fn answer(&mut self, id: RequestId, reply: ScsiReply);
     /// Stop the reactors.
     fn shutdown(self: Box<Self>);
 }

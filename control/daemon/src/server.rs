@@ -1,5 +1,6 @@
 //! The RPC socket: binding it (mode 0600, stale socket detection), accepting clients (a thread
-//! each, bounded in number), and the control loop that executes their calls one at a time.
+//! each, bounded in number), and the control loop that executes their calls one at a time and
+//! answers the data plane's requests in between.
 
 use std::io::{self, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -218,9 +219,20 @@ fn execute(control: &mpsc::Sender<ControlMsg>, call: Call) -> Result<Value, RpcE
     answer.recv().map_err(|_| shutting_down())?
 }
 
-/// Execute calls one at a time until told to shut down (or every sender is gone).
+/// How long the control loop waits for an RPC call before it looks at the data plane's
+/// requests again.
+pub const DATA_PLANE_POLL_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Execute calls one at a time until told to shut down (or every sender is gone), answering
+/// the data plane's requests between calls and at least every [`DATA_PLANE_POLL_INTERVAL`].
 pub fn control_loop(controller: &mut Controller, messages: &mpsc::Receiver<ControlMsg>) {
-    while let Ok(message) = messages.recv() {
+    loop {
+        controller.serve_data_plane();
+        let message = match messages.recv_timeout(DATA_PLANE_POLL_INTERVAL) {
+            Ok(message) => message,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         match message {
             ControlMsg::Call { call, reply } => {
                 let result = dispatch(controller, &call.method, call.params);

@@ -4,6 +4,8 @@
 //! the JSON body, then a newline. A torn write (short body) or a flipped bit (checksum) is
 //! detected on load.
 //!
+//! The file is readable by its owner only (mode 0600): it holds CHAP secrets.
+//!
 //! Saving: write `state.json.tmp`, fsync it, rename the current `state.json` to
 //! `state.json.prev` (the previous good copy), rename the temporary file to `state.json`,
 //! fsync the directory. A crash at any point leaves either the new file or the previous one
@@ -12,7 +14,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, CONFIG_VERSION};
@@ -310,6 +312,10 @@ impl Persist for FileStore {
             .mode(0o600)
             .open(&temp)
             .map_err(io("create", &temp))?;
+        // The file holds CHAP secrets: owner only, even if a leftover temporary file had
+        // other permissions.
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(io("set permissions of", &temp))?;
         file.write_all(&bytes).map_err(io("write", &temp))?;
         file.sync_all().map_err(io("sync", &temp))?;
         drop(file);
@@ -353,7 +359,11 @@ mod tests {
                     volume: "vol".into(),
                     read_only: false,
                 }],
+                allowed_initiators: Vec::new(),
+                chap: None,
             }],
+            discovery_chap: None,
+            portals: Vec::new(),
         }
     }
 
@@ -385,6 +395,55 @@ mod tests {
             .expect("utf8")
             .replacen(" v1 ", " v9 ", 1);
         assert_eq!(decode(future.as_bytes()), Err(DecodeError::Version(9)));
+    }
+
+    #[test]
+    fn access_settings_and_portals_round_trip() {
+        use crate::config::{ChapConfig, ChapSecretConfig};
+        let mut config = sample(1);
+        let chap = ChapConfig {
+            initiator: ChapSecretConfig {
+                username: "alice".into(),
+                secret: "initiator-secret".into(),
+            },
+            mutual: Some(ChapSecretConfig {
+                username: "lunar".into(),
+                secret: "target-secret-2".into(),
+            }),
+        };
+        config.targets[0].chap = Some(chap.clone());
+        config.targets[0].allowed_initiators = vec!["iqn.2026-11.a.b:host".into()];
+        config.discovery_chap = Some(chap);
+        config.portals = vec!["[::1]:3261".parse().expect("addr")];
+        let bytes = encode(&config).expect("encode");
+        assert_eq!(decode(&bytes), Ok(config));
+    }
+
+    #[test]
+    fn files_without_access_settings_still_load_and_unset_ones_are_left_out() {
+        let bytes = encode(&sample(1)).expect("encode");
+        let text = String::from_utf8(bytes.clone()).expect("utf8");
+        for absent in [
+            "discovery_chap",
+            "portals",
+            "allowed_initiators",
+            "\"chap\"",
+        ] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        assert_eq!(decode(&bytes), Ok(sample(1)));
+    }
+
+    #[test]
+    fn state_file_is_private_even_over_a_leftover_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let temp = dir.path().join(TEMP_FILE);
+        fs::write(&temp, b"leftover").expect("write");
+        fs::set_permissions(&temp, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let mut store = FileStore::new(dir.path());
+        store.save(&sample(1)).expect("save");
+        let mode = fs::metadata(dir.path().join(STATE_FILE)).expect("meta");
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

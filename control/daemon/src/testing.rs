@@ -1,14 +1,19 @@
-//! Test doubles for the control logic: a device opener with made-up devices, a publisher
-//! that records what it was given, and a store that keeps configurations in memory and can be
-//! told to fail.
+//! Test doubles for the control logic: a device opener with made-up devices, a data plane
+//! that records what it was given (snapshots, portals, answers to its requests), and a store
+//! that keeps configurations in memory and can be told to fail.
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use lunar_reactor::{BackendError, BackendFile, BackendKind, PublishError, Snapshot, VolumeStats};
+use lunar_reactor::{
+    BackendError, BackendFile, BackendKind, ChapAuth, PortalError, PublishError, ReactorRequest,
+    RequestId, Snapshot, VolumeStats,
+};
+use lunar_scsi::ScsiReply;
 use lunar_volume::layout::Layout;
 
 use crate::config::Config;
@@ -81,15 +86,50 @@ pub struct Published {
     pub volumes: Vec<PublishedVolume>,
     /// `(iqn, [(lun, volume index, read_only)])`.
     pub targets: Vec<(String, Vec<PublishedLun>)>,
+    /// `(iqn, allowed initiators, CHAP)` of each target, in table order.
+    pub access: Vec<(String, Vec<String>, Option<ChapAuth>)>,
+    pub discovery_chap: Option<ChapAuth>,
 }
 
-#[derive(Debug, Default)]
+/// The address the fake data plane serves first (the `--listen` address).
+pub const FAKE_LISTEN: &str = "127.0.0.1:3260";
+/// First port the fake data plane picks for a port 0 portal.
+pub const FAKE_FIRST_FREE_PORT: u16 = 40000;
+
+#[derive(Debug)]
 pub struct PlaneState {
     pub published: Vec<Published>,
     pub drained: Vec<u64>,
     pub fail_publish: bool,
     pub stats: Vec<VolumeStats>,
     pub shut_down: bool,
+    /// Portals served, the listen address first.
+    pub portals: Vec<SocketAddr>,
+    /// Addresses `add_portal` cannot bind.
+    pub unbindable: Vec<SocketAddr>,
+    /// Port the next port 0 portal gets.
+    pub next_free_port: u16,
+    /// Requests handed out by the next `poll`.
+    pub requests: Vec<ReactorRequest>,
+    /// Every answer given, in order.
+    pub answers: Vec<(RequestId, ScsiReply)>,
+}
+
+impl Default for PlaneState {
+    fn default() -> PlaneState {
+        PlaneState {
+            published: Vec::new(),
+            drained: Vec::new(),
+            fail_publish: false,
+            stats: Vec::new(),
+            shut_down: false,
+            portals: vec![FAKE_LISTEN.parse().expect("listen address")],
+            unbindable: Vec::new(),
+            next_free_port: FAKE_FIRST_FREE_PORT,
+            requests: Vec::new(),
+            answers: Vec::new(),
+        }
+    }
 }
 
 /// A publisher recording every snapshot; clones share the record.
@@ -150,6 +190,12 @@ impl Publisher for FakePlane {
                     )
                 })
                 .collect(),
+            access: snapshot
+                .targets
+                .iter()
+                .map(|t| (t.iqn.clone(), t.allowed_initiators.clone(), t.chap.clone()))
+                .collect(),
+            discovery_chap: snapshot.discovery_chap.clone(),
         });
         Ok(generation)
     }
@@ -161,6 +207,50 @@ impl Publisher for FakePlane {
 
     fn stats(&mut self) -> Vec<VolumeStats> {
         self.state().stats.clone()
+    }
+
+    fn portals(&self) -> Vec<SocketAddr> {
+        self.state().portals.clone()
+    }
+
+    fn add_portal(&mut self, addr: SocketAddr) -> Result<SocketAddr, PortalError> {
+        let mut state = self.state();
+        if state.unbindable.contains(&addr) {
+            return Err(PortalError::Listen {
+                addr,
+                source: io::Error::from(io::ErrorKind::AddrNotAvailable),
+            });
+        }
+        let mut bound = addr;
+        if bound.port() == 0 {
+            bound.set_port(state.next_free_port);
+            state.next_free_port += 1;
+        }
+        if state.portals.contains(&bound) {
+            return Err(PortalError::Exists(bound));
+        }
+        state.portals.push(bound);
+        Ok(bound)
+    }
+
+    fn remove_portal(&mut self, addr: SocketAddr) -> Result<(), PortalError> {
+        let mut state = self.state();
+        if !state.portals.contains(&addr) {
+            return Err(PortalError::NotFound(addr));
+        }
+        if state.portals.len() == 1 {
+            return Err(PortalError::Last(addr));
+        }
+        state.portals.retain(|p| *p != addr);
+        Ok(())
+    }
+
+    fn poll(&mut self) -> Vec<ReactorRequest> {
+        std::mem::take(&mut self.state().requests)
+    }
+
+    fn answer(&mut self, id: RequestId, reply: ScsiReply) {
+        self.state().answers.push((id, reply));
     }
 
     fn shutdown(self: Box<Self>) {

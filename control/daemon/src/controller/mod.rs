@@ -2,11 +2,20 @@
 //! executes one request at a time: validate -> build the new configuration -> build its
 //! snapshot -> persist -> publish -> answer. A request that fails at any step changes nothing.
 
+mod access;
 mod devices;
+mod portals;
+mod requests;
 mod snapshot;
 mod targets;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_access;
+#[cfg(test)]
+mod tests_portals;
+#[cfg(test)]
+mod tests_requests;
 mod volumes;
 
 use std::sync::Arc;
@@ -22,6 +31,7 @@ use crate::plane::{DeviceOpener, Publisher};
 use crate::store::Persist;
 
 pub use devices::MAX_DEVICES;
+pub use requests::SharedCommand;
 pub use snapshot::build_snapshot;
 
 /// Facts about the running daemon reported by `daemon_info`.
@@ -90,17 +100,19 @@ pub fn check_config(config: &Config, devices: &Devices) -> Result<(), ControlErr
         targets::check_new_target(&so_far, target)?;
         so_far.targets.push(target.clone());
     }
-    Ok(())
+    access::check_discovery(config)?;
+    portals::check_portals(config)
 }
 
 impl Controller {
-    /// Take over a checked configuration and its open devices, and publish it.
+    /// Take over a checked configuration and its open devices, publish it, and serve its
+    /// saved portals.
     pub fn new(config: Config, devices: Devices, parts: Parts) -> Result<Controller, ControlError> {
         check_config(&config, &devices)?;
         let snapshot = build_snapshot(&config, &devices)?;
         let mut publisher = parts.publisher;
         let generation = publisher.publish(snapshot).map_err(ControlError::Publish)?;
-        Ok(Controller {
+        let mut controller = Controller {
             config,
             devices,
             opener: parts.opener,
@@ -108,7 +120,9 @@ impl Controller {
             store: parts.store,
             about: parts.about,
             generation,
-        })
+        };
+        controller.restore_portals();
+        Ok(controller)
     }
 
     pub fn config(&self) -> &Config {
@@ -157,6 +171,8 @@ impl Controller {
     /// removals: the answer means the removed object is no longer in use).
     fn commit_and_drain(&mut self, config: Config, devices: Devices) -> Result<u64, ControlError> {
         let generation = self.commit(config, devices)?;
+        // A command waiting for the control thread's answer keeps its generation pinned.
+        self.serve_data_plane();
         self.publisher
             .wait_drained(generation)
             .map_err(ControlError::Publish)?;

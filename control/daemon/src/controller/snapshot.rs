@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use lunar_reactor::{LunEntry, Snapshot, TargetEntry, VolumeEntry};
 use lunar_volume::VolumeMap;
 
+use crate::chap;
 use crate::config::Config;
 use crate::error::ControlError;
 use crate::layout::{to_layout, Devices};
 
 /// The snapshot of `config`: devices at their ids, volumes in configuration order, targets
-/// with LUNs pointing at volume indices. `generation` is left for the publisher to set.
+/// with LUNs pointing at volume indices and their access rules (initiator allow-list, CHAP),
+/// discovery's CHAP. `generation` is left for the publisher to set.
 pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, ControlError> {
     let slots = config
         .devices
@@ -63,8 +65,8 @@ pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, Co
         targets.push(TargetEntry {
             iqn: target.iqn.clone(),
             luns,
-            allowed_initiators: Vec::new(),
-            chap: None,
+            allowed_initiators: target.allowed_initiators.clone(),
+            chap: target.chap.as_ref().map(chap::to_snapshot),
         });
     }
     Ok(Snapshot {
@@ -72,6 +74,6 @@ pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, Co
         devices: device_slots,
         volumes,
         targets,
-        discovery_chap: None,
+        discovery_chap: config.discovery_chap.as_ref().map(chap::to_snapshot),
     })
 }

@@ -1,4 +1,4 @@
-//! `target_create`, `target_list`, `target_delete`.
+//! `target_create`, `target_list`, `target_delete` (access rules are set in `access`).
 
 use std::collections::HashSet;
 
@@ -7,7 +7,9 @@ use lunar_api::target::{
 };
 use lunar_api::Empty;
 
+use super::access::check_access;
 use super::Controller;
+use crate::chap;
 use crate::config::{Config, LunConfig, TargetConfig};
 use crate::error::ControlError;
 use crate::names::normalize_iscsi_name;
@@ -49,10 +51,10 @@ pub(super) fn check_new_target(config: &Config, target: &TargetConfig) -> Result
             return Err(ControlError::not_found("volume", &lun.volume));
         }
     }
-    Ok(())
+    check_access(target)
 }
 
-fn info(target: &TargetConfig) -> TargetInfo {
+pub(super) fn info(target: &TargetConfig) -> TargetInfo {
     let mut luns: Vec<LunSpec> = target
         .luns
         .iter()
@@ -63,9 +65,13 @@ fn info(target: &TargetConfig) -> TargetInfo {
         })
         .collect();
     luns.sort_by_key(|l| l.lun);
+    let (chap, mutual_chap) = chap::to_info(target.chap.as_ref());
     TargetInfo {
         iqn: target.iqn.clone(),
         luns,
+        initiators: target.allowed_initiators.clone(),
+        chap,
+        mutual_chap,
     }
 }
 
@@ -86,6 +92,8 @@ impl Controller {
                     read_only: l.read_only,
                 })
                 .collect(),
+            allowed_initiators: Vec::new(),
+            chap: None,
         };
         check_new_target(&self.config, &target)?;
         let mut config = self.config.clone();

@@ -11,7 +11,7 @@ use lunar_volume::layout::Layout;
 use super::*;
 use crate::testing::{controller, standard_opener, FakePlane, MemoryStore};
 
-fn add_device(c: &mut Controller, name: &str, path: &str) {
+pub(super) fn add_device(c: &mut Controller, name: &str, path: &str) {
     c.device_add(DeviceAddParams {
         name: name.into(),
         path: path.into(),
@@ -19,7 +19,7 @@ fn add_device(c: &mut Controller, name: &str, path: &str) {
     .expect("device_add");
 }
 
-fn linear(device: &str, offset_bytes: u64, size_bytes: Option<u64>) -> LayoutSpec {
+pub(super) fn linear(device: &str, offset_bytes: u64, size_bytes: Option<u64>) -> LayoutSpec {
     LayoutSpec::Linear(LinearSpec {
         device: device.into(),
         offset_bytes,
@@ -27,7 +27,7 @@ fn linear(device: &str, offset_bytes: u64, size_bytes: Option<u64>) -> LayoutSpe
     })
 }
 
-fn create_volume(
+pub(super) fn create_volume(
     c: &mut Controller,
     name: &str,
     layout: LayoutSpec,
@@ -39,7 +39,7 @@ fn create_volume(
     })
 }
 
-fn lun(lun: u64, volume: &str) -> LunSpec {
+pub(super) fn lun(lun: u64, volume: &str) -> LunSpec {
     LunSpec {
         lun,
         volume: volume.into(),
@@ -47,7 +47,7 @@ fn lun(lun: u64, volume: &str) -> LunSpec {
     }
 }
 
-fn create_target(
+pub(super) fn create_target(
     c: &mut Controller,
     iqn: &str,
     luns: Vec<LunSpec>,
@@ -59,7 +59,7 @@ fn create_target(
 }
 
 /// disk1 + vol1 (first MiB of disk1) + target exporting vol1 as LUN 0.
-fn populated() -> (Controller, FakePlane, MemoryStore) {
+pub(super) fn populated() -> (Controller, FakePlane, MemoryStore) {
     let (mut c, plane, store) = controller();
     add_device(&mut c, "disk1", "/dev/disk1");
     create_volume(&mut c, "vol1", linear("disk1", 0, Some(1 << 20))).expect("vol1");

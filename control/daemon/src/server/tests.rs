@@ -15,6 +15,7 @@ use crate::testing::controller;
 struct Daemon {
     _dir: tempfile::TempDir,
     path: PathBuf,
+    plane: crate::testing::FakePlane,
     control: mpsc::Sender<ControlMsg>,
     loop_thread: Option<thread::JoinHandle<()>>,
     _socket: SocketFile,
@@ -26,14 +27,17 @@ impl Daemon {
         let path = dir.path().join("lunard.sock");
         let (listener, socket) = bind(&path).expect("bind");
         let (control, messages) = mpsc::channel();
+        let (plane_tx, plane_rx) = mpsc::channel();
         let loop_thread = thread::spawn(move || {
-            let (mut c, _, _) = controller();
+            let (mut c, plane, _) = controller();
+            let _ = plane_tx.send(plane);
             control_loop(&mut c, &messages);
         });
         spawn_acceptor(listener, control.clone()).expect("acceptor");
         Daemon {
             _dir: dir,
             path,
+            plane: plane_rx.recv().expect("fake plane"),
             control,
             loop_thread: Some(loop_thread),
             _socket: socket,
@@ -268,5 +272,40 @@ fn shutdown_answers_pending_clients() {
     assert_eq!(
         answer["error"]["code"],
         json!(lunar_api::code::SHUTTING_DOWN)
+    );
+}
+
+#[test]
+fn data_plane_requests_are_answered_while_no_client_calls() {
+    use lunar_reactor::{Nexus, ReactorRequest, RequestId, RequestKind};
+    let daemon = Daemon::start();
+    daemon.plane.state().requests.push(ReactorRequest {
+        id: RequestId { reactor: 0, seq: 1 },
+        kind: RequestKind::SharedStateCommand {
+            target: "iqn.2026-11.dev.lunar:t".into(),
+            lun: 0,
+            volume_uid: 1,
+            nexus: Nexus {
+                initiator_port: "iqn.2026-11.a.b:i,i,0x1".into(),
+                target_port: "iqn.2026-11.dev.lunar:t,t,0x1".into(),
+            },
+            cdb: vec![0x17, 0, 0, 0, 0, 0],
+            data_out: Vec::new(),
+        },
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while daemon.plane.state().answers.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request not answered within 5 s"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    let answers = std::mem::take(&mut daemon.plane.state().answers);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].0, RequestId { reactor: 0, seq: 1 });
+    assert_eq!(
+        answers[0].1.status,
+        lunar_wire::scsi::status::CHECK_CONDITION
     );
 }
