@@ -53,9 +53,15 @@ pub enum Command {
     /// Virtual volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
-    /// iSCSI targets.
+    /// iSCSI targets, their CHAP credentials and initiator access lists.
     #[command(subcommand)]
     Target(TargetCommand),
+    /// CHAP for discovery (SendTargets) sessions.
+    #[command(subcommand)]
+    Discovery(DiscoveryCommand),
+    /// Addresses lunard accepts iSCSI connections on.
+    #[command(subcommand)]
+    Portal(PortalCommand),
     /// Per-volume I/O statistics.
     Stats {
         /// Only this volume.
@@ -121,6 +127,66 @@ pub enum TargetCommand {
     Delete {
         iqn: String,
     },
+    /// Set the CHAP credentials initiators must prove to log in (or --none).
+    Auth {
+        /// iSCSI name of the target.
+        iqn: String,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+    /// Allow only these initiators to discover and log in; no IQN allows every initiator.
+    Acl {
+        /// iSCSI name of the target.
+        iqn: String,
+        /// Initiator names (e.g. iqn.1994-05.com.redhat:host1).
+        initiators: Vec<String>,
+    },
+}
+
+/// CHAP settings on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, ClapArgs)]
+pub struct AuthArgs {
+    /// User name initiators log in with.
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "chap_secret",
+        required_unless_present = "none"
+    )]
+    pub chap_user: Option<String>,
+    /// Secret initiators prove (12-255 bytes).
+    #[arg(long, value_name = "SECRET", requires = "chap_user")]
+    pub chap_secret: Option<String>,
+    /// Mutual CHAP: user name lunard answers with.
+    #[arg(long, value_name = "USER", requires_all = ["mutual_secret", "chap_user"])]
+    pub mutual_user: Option<String>,
+    /// Mutual CHAP: secret lunard proves (different from --chap-secret).
+    #[arg(long, value_name = "SECRET", requires = "mutual_user")]
+    pub mutual_secret: Option<String>,
+    /// No authentication.
+    #[arg(long, conflicts_with_all = ["chap_user", "chap_secret", "mutual_user", "mutual_secret"])]
+    pub none: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DiscoveryCommand {
+    /// Set the CHAP credentials initiators must prove in discovery sessions (or --none).
+    Auth(AuthArgs),
+    /// Show the discovery CHAP settings (user names only).
+    Show,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum PortalCommand {
+    /// Serve iSCSI on one more address (ip:port, IPv6 as [addr]:port; port 0 picks one).
+    Add {
+        address: String,
+    },
+    /// Stop accepting on an address (not the last one).
+    Remove {
+        address: String,
+    },
+    List,
 }
 
 /// One `--lun` argument.
@@ -273,6 +339,115 @@ mod tests {
         assert!(parse_lun("0=a:wo").is_err());
         assert!(parse_lun("0").is_err());
         assert_eq!(parse_lun("3=v:rw").map(|l| l.read_only), Ok(false));
+    }
+
+    #[test]
+    fn auth_arguments() {
+        let cli = parse(&[
+            "target",
+            "auth",
+            "iqn.t",
+            "--chap-user",
+            "u",
+            "--chap-secret",
+            "s",
+            "--mutual-user",
+            "m",
+            "--mutual-secret",
+            "ms",
+        ])
+        .expect("mutual");
+        match cli.command {
+            Command::Target(TargetCommand::Auth { iqn, auth }) => {
+                assert_eq!(iqn, "iqn.t");
+                assert_eq!(auth.chap_user.as_deref(), Some("u"));
+                assert_eq!(auth.mutual_secret.as_deref(), Some("ms"));
+                assert!(!auth.none);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["target", "auth", "iqn.t", "--none"]).is_ok());
+        assert!(
+            parse(&["target", "auth", "iqn.t"]).is_err(),
+            "credentials or --none"
+        );
+        assert!(
+            parse(&["target", "auth", "iqn.t", "--chap-user", "u"]).is_err(),
+            "a user needs a secret"
+        );
+        assert!(
+            parse(&[
+                "target",
+                "auth",
+                "iqn.t",
+                "--none",
+                "--chap-user",
+                "u",
+                "--chap-secret",
+                "s"
+            ])
+            .is_err(),
+            "--none excludes credentials"
+        );
+        assert!(
+            parse(&[
+                "discovery",
+                "auth",
+                "--mutual-user",
+                "m",
+                "--mutual-secret",
+                "s"
+            ])
+            .is_err(),
+            "mutual needs one-way"
+        );
+        assert!(parse(&[
+            "discovery",
+            "auth",
+            "--chap-user",
+            "u",
+            "--chap-secret",
+            "s"
+        ])
+        .is_ok());
+        assert!(matches!(
+            parse(&["discovery", "show"]).expect("show").command,
+            Command::Discovery(DiscoveryCommand::Show)
+        ));
+    }
+
+    #[test]
+    fn acl_and_portal_arguments() {
+        match parse(&["target", "acl", "iqn.t", "iqn.a", "iqn.b"])
+            .expect("acl")
+            .command
+        {
+            Command::Target(TargetCommand::Acl { iqn, initiators }) => {
+                assert_eq!(iqn, "iqn.t");
+                assert_eq!(initiators, vec!["iqn.a".to_string(), "iqn.b".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["target", "acl", "iqn.t"])
+            .expect("everyone")
+            .command
+        {
+            Command::Target(TargetCommand::Acl { initiators, .. }) => {
+                assert!(initiators.is_empty())
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["portal", "add", "0.0.0.0:3261"])
+                .expect("add")
+                .command,
+            Command::Portal(PortalCommand::Add { .. })
+        ));
+        assert!(parse(&["portal", "remove"]).is_err(), "needs an address");
+        assert!(matches!(
+            parse(&["portal", "list"]).expect("list").command,
+            Command::Portal(PortalCommand::List)
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use lunar_api::volume::{LayoutSpec, VolumeInfo, VolumeListResult};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use crate::access;
 use crate::args::{Command, DeviceCommand, TargetCommand, VolumeCommand};
 use crate::size::format_size;
 use crate::table::render;
@@ -21,7 +22,7 @@ pub struct Call {
     pub params: Value,
 }
 
-fn call(method_name: &str, params: Value) -> Call {
+pub(crate) fn call(method_name: &str, params: Value) -> Call {
     Call {
         method: method_name.to_string(),
         params,
@@ -74,6 +75,12 @@ pub fn call_for(command: &Command) -> Result<Call, String> {
         Command::Target(TargetCommand::Delete { iqn }) => {
             call(method::TARGET_DELETE, json!({"iqn": iqn}))
         }
+        Command::Target(TargetCommand::Auth { iqn, auth }) => access::target_auth_call(iqn, auth),
+        Command::Target(TargetCommand::Acl { iqn, initiators }) => {
+            access::target_acl_call(iqn, initiators)
+        }
+        Command::Discovery(command) => access::discovery_call(command),
+        Command::Portal(command) => access::portal_call(command),
         Command::Stats { volume } => match volume {
             Some(volume) => call(method::STATS_GET, json!({"volume": volume})),
             None => call(method::STATS_GET, json!({})),
@@ -82,7 +89,7 @@ pub fn call_for(command: &Command) -> Result<Call, String> {
     })
 }
 
-fn typed<T: DeserializeOwned>(result: &Value) -> Result<T, String> {
+pub(crate) fn typed<T: DeserializeOwned>(result: &Value) -> Result<T, String> {
     serde_json::from_value(result.clone())
         .map_err(|e| format!("unexpected answer from lunard: {e}"))
 }
@@ -188,12 +195,21 @@ pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, 
                         lun.lun.to_string(),
                         lun.volume.clone(),
                         mode(lun.read_only).to_string(),
+                        access::auth_column(target).to_string(),
+                        access::initiators_column(target),
                     ]);
                 }
             }
-            render(&["TARGET", "LUN", "VOLUME", "MODE"], &rows)
+            render(
+                &["TARGET", "LUN", "VOLUME", "MODE", "AUTH", "INITIATORS"],
+                &rows,
+            )
         }
         Command::Target(TargetCommand::Delete { iqn }) => format!("target {iqn} deleted"),
+        Command::Target(TargetCommand::Auth { .. }) => access::show_target_auth(result)?,
+        Command::Target(TargetCommand::Acl { .. }) => access::show_target_acl(result)?,
+        Command::Discovery(_) => access::show_discovery(result)?,
+        Command::Portal(command) => access::show_portal(command, result)?,
         Command::Stats { .. } => {
             let stats: StatsGetResult = typed(result)?;
             let rows = stats
@@ -371,7 +387,14 @@ mod tests {
         assert_eq!(removed, "device d removed");
         let targets = json!({"targets": [{"iqn": "iqn.t", "luns": [{"lun": 0, "volume": "v", "read_only": true}]}]});
         let text = show(&command(&["target", "list"]), &targets, false).expect("show");
-        assert!(text.contains("iqn.t   0    v       ro"), "{text}");
+        assert!(
+            text.contains("iqn.t   0    v       ro    none  any"),
+            "{text}"
+        );
+        let guarded = json!({"targets": [{"iqn": "iqn.t", "luns": [{"lun": 0, "volume": "v", "read_only": false}],
+            "initiators": ["iqn.a", "iqn.b"], "chap": {"username": "u", "secret_set": true}, "mutual_chap": null}]});
+        let text = show(&command(&["target", "list"]), &guarded, false).expect("show");
+        assert!(text.contains("rw    chap  iqn.a,iqn.b"), "{text}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! tables (or `--json`), and `call METHOD JSON` for any method. Errors are one line on stderr
 //! and a non-zero exit.
 
+mod access;
 mod args;
 mod commands;
 mod size;
