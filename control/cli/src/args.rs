@@ -43,7 +43,7 @@ pub enum Command {
     Call {
         /// Method name, e.g. device_list.
         method: String,
-        /// Parameters as a JSON object.
+        /// Parameters as a JSON object; `-` reads them from standard input.
         #[arg(default_value = "{}")]
         params: String,
     },

@@ -20,24 +20,44 @@ use crate::table::render;
 pub struct Call {
     pub method: String,
     pub params: Value,
+    /// `main` replaces `params` with the JSON read from standard input.
+    pub params_from_stdin: bool,
 }
 
 pub(crate) fn call(method_name: &str, params: Value) -> Call {
     Call {
         method: method_name.to_string(),
         params,
+        params_from_stdin: false,
     }
+}
+
+/// `call METHOD -` reads the parameters from standard input (keeps secrets out of the
+/// process list).
+pub const PARAMS_FROM_STDIN: &str = "-";
+
+fn parse_params(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("parameters are not valid JSON: {e}"))
+}
+
+/// Read a call's JSON parameters from `reader` (standard input).
+pub fn params_from(mut reader: impl std::io::Read) -> Result<Value, String> {
+    let mut text = String::new();
+    reader
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read parameters from standard input: {e}"))?;
+    parse_params(&text)
 }
 
 /// The call a command makes. Relative device paths are made absolute against the current
 /// directory (lunard resolves nothing relative to its own).
 pub fn call_for(command: &Command) -> Result<Call, String> {
     Ok(match command {
-        Command::Call { method, params } => {
-            let params: Value = serde_json::from_str(params)
-                .map_err(|e| format!("parameters are not valid JSON: {e}"))?;
-            call(method, params)
-        }
+        Command::Call { method, params } if params == PARAMS_FROM_STDIN => Call {
+            params_from_stdin: true,
+            ..call(method, json!({}))
+        },
+        Command::Call { method, params } => call(method, parse_params(params)?),
         Command::Device(DeviceCommand::Add { name, path }) => {
             let path = std::path::absolute(path)
                 .map_err(|e| format!("cannot make {} absolute: {e}", path.display()))?;
@@ -352,6 +372,18 @@ mod tests {
         );
         let bad = call_for(&command(&["call", "x", "{oops"])).expect_err("bad json");
         assert!(bad.contains("not valid JSON"), "{bad}");
+        let c = call_for(&command(&["call", "target_auth_set", "-"])).expect("from stdin");
+        assert!(c.params_from_stdin);
+        assert!(
+            !call_for(&command(&["call", "device_list"]))
+                .expect("call")
+                .params_from_stdin
+        );
+        assert_eq!(
+            params_from(&b"{\"iqn\": \"iqn.t\", \"chap\": null}\n"[..]),
+            Ok(json!({"iqn": "iqn.t", "chap": null}))
+        );
+        assert!(params_from(&b"{"[..]).is_err());
     }
 
     #[test]

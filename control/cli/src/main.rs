@@ -28,7 +28,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
-    let call = commands::call_for(&cli.command)?;
+    let mut call = commands::call_for(&cli.command)?;
+    if call.params_from_stdin {
+        call.params = commands::params_from(std::io::stdin().lock())?;
+    }
     let socket = cli.socket_path(std::env::var_os(SOCKET_ENV));
     let mut client = Client::connect(&socket).map_err(|e| e.to_string())?;
     let result = client
