@@ -6,7 +6,9 @@
 //! DataPDUInOrder and DataSequenceInOrder require), and emits `Action::Execute` once all
 //! data-out is in. A Data-Out that breaks these rules cannot be recovered at ERL 0: it is
 //! rejected and its task terminated with CHECK CONDITION (RFC 7143 §11.17.1); the rest of the
-//! session carries on.
+//! session carries on. A Data-Out whose data digest failed ends its task the same way once the
+//! data of its outstanding R2Ts is in (RFC 7143 §7.8). Commands a task-set function fenced off
+//! (see `tmf`) are dropped on arrival.
 
 use lunar_wire::iscsi::ahs;
 use lunar_wire::iscsi::codes::reject_reason;
@@ -50,13 +52,26 @@ fn aborted_command_sense([asc, ascq]: [u8; 2]) -> [u8; 18] {
 }
 
 impl Connection {
-    pub(crate) fn on_scsi_command(&mut self, frame: &Frame<'_>, actions: &mut Vec<Action>) {
+    pub(crate) fn on_scsi_command(
+        &mut self,
+        frame: &Frame<'_>,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) {
         let cmd = ScsiCommandHeader::view(frame.bhs_bytes);
         let immediate = frame.bhs().is_immediate();
-        if !self.admit(immediate, cmd.cmd_sn.get()) {
+        let cmd_sn = cmd.cmd_sn.get();
+        let fenced = !immediate && self.fenced(cmd_sn, lun::decode(cmd.lun));
+        if !self.admit(immediate, cmd_sn) {
             return;
         }
         let itt = cmd.initiator_task_tag.get();
+        if fenced {
+            // Aborted by a task-set function that arrived first: no execution, no response.
+            tracing::debug!(itt, cmd_sn, "command aborted on arrival by an earlier TMF");
+            self.tasks.note_ended(itt);
+            return;
+        }
         if self.session_kind() == SessionKind::Discovery {
             self.reject(reject_reason::PROTOCOL_ERROR, frame.bhs_bytes);
             return;
@@ -115,7 +130,10 @@ impl Connection {
         } else {
             None
         };
-        let mut progress = WriteProgress::default();
+        let mut progress = WriteProgress {
+            progress_ms: now_ms,
+            ..WriteProgress::default()
+        };
         if write && expected_len_bytes > 0 {
             if refusal.is_none() {
                 let initial = (first_burst as usize).max(immediate_data.len());
@@ -143,12 +161,17 @@ impl Connection {
             refusal,
             state: TaskState::Receiving(progress),
             r2ts_sent: 0,
-            aborted_by: None,
+            aborted: false,
         });
-        self.advance_write(itt, actions);
+        self.advance_write(itt, now_ms, actions);
     }
 
-    pub(crate) fn on_data_out(&mut self, frame: &Frame<'_>, actions: &mut Vec<Action>) {
+    pub(crate) fn on_data_out(
+        &mut self,
+        frame: &Frame<'_>,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) {
         let hdr = DataOutHeader::view(frame.bhs_bytes);
         let itt = hdr.initiator_task_tag.get();
         if !self.tasks.contains(itt) {
@@ -157,7 +180,7 @@ impl Connection {
             }
             return;
         }
-        match self.accept_data_out(hdr, frame.bhs().is_final(), frame.data) {
+        match self.accept_data_out(hdr, frame.bhs().is_final(), frame.data, now_ms) {
             Ok(()) => {}
             Err(err) => {
                 tracing::debug!(itt, reason = err.reason, "Data-Out refused");
@@ -166,7 +189,38 @@ impl Connection {
                 return;
             }
         }
-        self.advance_write(itt, actions);
+        self.advance_write(itt, now_ms, actions);
+    }
+
+    /// A Data-Out whose data digest failed (already rejected): its data is discarded, but its
+    /// header still moves the sequence on, and the task ends with CHECK CONDITION (protocol
+    /// service CRC error) once the data of its outstanding R2Ts is in.
+    pub(crate) fn on_corrupt_data_out(
+        &mut self,
+        frame: &Frame<'_>,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let hdr = DataOutHeader::view(frame.bhs_bytes);
+        let itt = hdr.initiator_task_tag.get();
+        let Some(task) = self.tasks.get_mut(itt) else {
+            return;
+        };
+        if !matches!(task.state, TaskState::Receiving(_)) {
+            return;
+        }
+        task.refusal = Some(Refusal::DataDigestError);
+        match self.accept_data_out(hdr, frame.bhs().is_final(), frame.data, now_ms) {
+            Ok(()) => self.advance_write(itt, now_ms, actions),
+            Err(err) => {
+                tracing::debug!(
+                    itt,
+                    reason = err.reason,
+                    "corrupt Data-Out also out of sequence"
+                );
+                self.terminate_receiving_task(itt, err.asc_ascq);
+            }
+        }
     }
 
     /// Checks one Data-Out PDU against the task's sequences and appends its data.
@@ -175,6 +229,7 @@ impl Connection {
         hdr: &DataOutHeader,
         is_final: bool,
         data: &[u8],
+        now_ms: u64,
     ) -> Result<(), DataOutError> {
         let itt = hdr.initiator_task_tag.get();
         let Some(task) = self.tasks.get_mut(itt) else {
@@ -264,11 +319,13 @@ impl Connection {
             write.data.extend_from_slice(data);
         }
         write.received_bytes = end;
+        write.progress_ms = now_ms;
         Ok(())
     }
 
     /// Moves a receiving task on: executes it once all data is in, otherwise solicits more.
-    fn advance_write(&mut self, itt: u32, actions: &mut Vec<Action>) {
+    /// A refused task solicits nothing and ends once the data already asked for is in.
+    fn advance_write(&mut self, itt: u32, now_ms: u64, actions: &mut Vec<Action>) {
         let Some(task) = self.tasks.get(itt) else {
             return;
         };
@@ -279,15 +336,17 @@ impl Connection {
             return;
         }
         let all_in = write.received_bytes >= task.expected_len_bytes || !task.write;
-        if all_in || task.refusal.is_some() {
-            self.finish_receiving(itt, actions);
-        } else {
-            self.solicit(itt);
+        match task.refusal {
+            // RFC 7143 §7.8: wait for the data of the R2Ts already sent.
+            Some(Refusal::DataDigestError) if !write.r2ts.is_empty() => {}
+            Some(_) => self.finish_receiving(itt, actions),
+            None if all_in => self.finish_receiving(itt, actions),
+            None => self.solicit(itt, now_ms),
         }
     }
 
     /// Sends the R2Ts a write may have outstanding, once it holds a share of the budget.
-    pub(crate) fn solicit(&mut self, itt: u32) {
+    pub(crate) fn solicit(&mut self, itt: u32, now_ms: u64) {
         let max_outstanding = self.params.max_outstanding_r2t.max(1) as usize;
         let max_burst = self.params.max_burst_len_bytes.max(1);
         let Some(task) = self.tasks.get(itt) else {
@@ -312,6 +371,8 @@ impl Connection {
         };
         if !write.granted {
             write.granted = true;
+            // Waiting for the budget was the target's doing: the timeout starts now.
+            write.progress_ms = write.progress_ms.max(now_ms);
             let missing = (expected_len_bytes as usize).saturating_sub(write.data.len());
             if task.refusal.is_none() {
                 write.data.reserve_exact(missing);
@@ -404,12 +465,13 @@ impl Connection {
 
     /// Lets writes waiting for the solicited-data budget proceed, oldest first.
     pub(crate) fn serve_budget_waiters(&mut self) {
+        let now_ms = self.clock_ms;
         while let Some(&itt) = self.tasks.waiting_for_budget.front() {
             if !self.tasks.contains(itt) {
                 self.tasks.waiting_for_budget.pop_front();
                 continue;
             }
-            self.solicit(itt);
+            self.solicit(itt, now_ms);
             if self.tasks.waiting_for_budget.front() == Some(&itt) {
                 break;
             }

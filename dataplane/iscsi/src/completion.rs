@@ -19,6 +19,11 @@ const SENSE_INVALID_FIELD_IN_COMMAND_IU: [u8; 18] = [
     0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x0e, 0x03, 0, 0, 0, 0,
 ];
 
+/// Fixed-format sense data: ABORTED COMMAND, PROTOCOL SERVICE CRC ERROR (RFC 7143 §11.4.7.2).
+pub(crate) const SENSE_PROTOCOL_SERVICE_CRC_ERROR: [u8; 18] = [
+    0x70, 0, 0x0b, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x47, 0x05, 0, 0, 0, 0,
+];
+
 /// The residual of a command: overflow when the CDB asked for more than the expected length;
 /// otherwise underflow by what was not transferred (the data sent for reads, the CDB's length
 /// for writes and commands without data).
@@ -56,9 +61,11 @@ impl Connection {
             return;
         };
         self.seq.release();
-        match task.aborted_by {
-            Some(tmf_itt) => self.on_aborted_task_done(tmf_itt),
-            None => self.send_command_result(&task, result),
+        if task.aborted {
+            tracing::debug!(itt, "aborted command finished; its response is dropped");
+            self.on_aborted_task_done(itt);
+        } else {
+            self.send_command_result(&task, result);
         }
         if let Some(logout) = self.logout {
             if self.tasks.executing() == 0 {
@@ -169,10 +176,14 @@ impl Connection {
     /// Answers a command the target will not execute with CHECK CONDITION.
     pub(crate) fn send_refusal(&mut self, itt: u32, refusal: Refusal, r2ts_sent: u32) {
         tracing::debug!(itt, ?refusal, "command refused");
+        let sense = match refusal {
+            Refusal::Bidirectional | Refusal::WriteTooLong => &SENSE_INVALID_FIELD_IN_COMMAND_IU,
+            Refusal::DataDigestError => &SENSE_PROTOCOL_SERVICE_CRC_ERROR,
+        };
         self.send_scsi_response(
             itt,
             STATUS_CHECK_CONDITION,
-            &SENSE_INVALID_FIELD_IN_COMMAND_IU,
+            sense,
             Residual::None,
             r2ts_sent,
         );

@@ -1,10 +1,15 @@
 //! Contract between the reactor and one iSCSI connection (session = connection at ERL 0 with
-//! MaxConnections=1), and the [`Connection`] type that receives bytes and events and routes
-//! them to the phase that owns them: the `login` module until the session is up, then the full
-//! feature phase (`ffp`, `command`, `completion`). Timers live in `keepalive`.
+//! MaxConnections=1): the configuration, the events the reactor feeds in, the [`Action`]s it
+//! gets back, and the [`Connection`] type itself. Received bytes are framed in `intake` and
+//! routed to the phase that owns them: the `login` module until the session is up, then the
+//! full feature phase (`ffp`, `command`, `completion`, `tmf`). Timers live in `keepalive`.
 
-use lunar_wire::iscsi::{next_frame, FrameLimits, FrameStatus};
+use std::fmt;
 
+use lunar_wire::iscsi::{DigestKind, FrameLimits};
+
+pub use crate::catalog::{ChapConfig, ChapConfigError, TargetCatalog};
+use crate::entropy::Entropy;
 use crate::keepalive::KeepAlive;
 use crate::login::LoginState;
 use crate::params::SessionParams;
@@ -12,7 +17,7 @@ use crate::sendq::{SendQueue, SEND_HIGH_WATER_BYTES};
 use crate::seq::Sequencer;
 use crate::tasks::Tasks;
 use crate::text_exchange::TextExchange;
-use crate::tmf::PendingTmf;
+use crate::tmf::{Fence, PendingTmf};
 
 /// Identifies a SCSI task within one connection: the Initiator Task Tag the host chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +40,9 @@ pub struct ConnConfig {
     pub nop_in_timeout_ms: u64,
     /// Time allowed to finish login (ms); a connection stuck in login is dropped.
     pub login_timeout_ms: u64,
+    /// Time a write may wait for the Data-Out PDUs it solicited (or announced as unsolicited)
+    /// without any arriving (ms); past it the connection is dropped.
+    pub data_out_timeout_ms: u64,
 }
 
 impl Default for ConnConfig {
@@ -47,18 +55,9 @@ impl Default for ConnConfig {
             nop_in_interval_ms: 5_000,
             nop_in_timeout_ms: 15_000,
             login_timeout_ms: 15_000,
+            data_out_timeout_ms: 30_000,
         }
     }
-}
-
-/// What the connection needs to know about configured targets. The reactor implements it over
-/// its current table snapshot.
-pub trait TargetCatalog {
-    /// Whether a target with this IQN exists (normal-session login).
-    fn target_exists(&self, iqn: &str) -> bool;
-    /// Targets to report in SendTargets: `(iqn, addresses)` with each address formatted as
-    /// `ip:port,tpgt` (IPv6 in brackets). `only` restricts to one IQN (`SendTargets=<iqn>`).
-    fn send_targets(&self, only: Option<&str>) -> Vec<(String, Vec<String>)>;
 }
 
 /// Kind of session negotiated at login.
@@ -66,6 +65,19 @@ pub trait TargetCatalog {
 pub enum SessionKind {
     Discovery,
     Normal,
+}
+
+/// Who is logged in on a connection: the session identity of RFC 7143 §4.4.1 (initiator name
+/// and ISID, per target) and the TSIH the target assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionIdentity {
+    pub kind: SessionKind,
+    /// Lowercase initiator name.
+    pub initiator: String,
+    /// Lowercase target name (normal sessions).
+    pub target: Option<String>,
+    pub isid: [u8; 6],
+    pub tsih: u16,
 }
 
 /// A SCSI command whose data-out (if any) has fully arrived, ready for the device model.
@@ -110,6 +122,84 @@ pub enum CloseReason {
     LoginFailed(String),
     KeepAliveTimeout,
     PeerClosed,
+    /// A PDU's header digest did not match: the byte stream cannot be trusted any more.
+    HeaderDigestError,
+    /// A write's Data-Out PDUs did not come within `ConnConfig::data_out_timeout_ms`.
+    DataOutTimeout,
+    /// A new login with the same initiator name and ISID replaced this session.
+    Reinstated,
+    /// A TARGET COLD RESET ended every session.
+    TargetColdReset,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Logout => f.write_str("logged out"),
+            CloseReason::ProtocolError(reason) => write!(f, "protocol error: {reason}"),
+            CloseReason::LoginFailed(reason) => write!(f, "login failed: {reason}"),
+            CloseReason::KeepAliveTimeout => f.write_str("NOP-In ping not answered in time"),
+            CloseReason::PeerClosed => f.write_str("peer closed the connection"),
+            CloseReason::HeaderDigestError => f.write_str("header digest error"),
+            CloseReason::DataOutTimeout => f.write_str("solicited Data-Out did not arrive in time"),
+            CloseReason::Reinstated => f.write_str("session reinstated by a new login"),
+            CloseReason::TargetColdReset => f.write_str("target cold reset"),
+        }
+    }
+}
+
+/// Names a reset the reactor carries out for a connection (the ITT of the TMF request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResetId(pub u32);
+
+/// A task management function whose effects reach beyond this connection's own tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetFunction {
+    /// Abort every task of the LU, from every I_T nexus (SAM: shared task set).
+    ClearTaskSet {
+        lun: u64,
+    },
+    LogicalUnitReset {
+        lun: u64,
+    },
+    TargetWarmReset,
+    /// A warm reset after which every session of the target is closed.
+    TargetColdReset,
+    /// Abort this nexus's tasks on every LU, as if the nexus was lost.
+    ItNexusReset,
+}
+
+/// Which tasks a reset concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetScope {
+    /// Every task of one LU of the target, from every session.
+    Lun(u64),
+    /// Every task of every LU of the target, from every session.
+    Target,
+    /// This session's tasks only.
+    Nexus,
+}
+
+impl ResetFunction {
+    pub fn scope(self) -> ResetScope {
+        match self {
+            ResetFunction::ClearTaskSet { lun } | ResetFunction::LogicalUnitReset { lun } => {
+                ResetScope::Lun(lun)
+            }
+            ResetFunction::TargetWarmReset | ResetFunction::TargetColdReset => ResetScope::Target,
+            ResetFunction::ItNexusReset => ResetScope::Nexus,
+        }
+    }
+}
+
+/// How the reactor finished a reset; becomes the TMF response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetOutcome {
+    Complete,
+    LunDoesNotExist,
+    NotSupported,
+    /// The initiator may not reset this (e.g. a target reset it is not authorized for).
+    NotAuthorized,
 }
 
 /// What the connection asks of the reactor after an event.
@@ -117,14 +207,27 @@ pub enum CloseReason {
 pub enum Action {
     /// Run this command through the SCSI device model and report with `on_command_done`.
     Execute(ScsiCommand),
-    /// Login completed; from now on commands may arrive.
+    /// Login completed; from now on commands may arrive. If another session of the same
+    /// target has the same initiator name and ISID, the reactor ends it with
+    /// [`Connection::close_for_reinstatement`] (RFC 7143 §6.3.5).
     LoggedIn {
         kind: SessionKind,
         initiator: String,
         target: Option<String>,
+        isid: [u8; 6],
+        tsih: u16,
     },
     /// Flush pending send bytes, then close the socket.
     Close(CloseReason),
+    /// Carry out a reset beyond this connection: abort the tasks in `function.scope()` on the
+    /// target's other connections ([`Connection::abort_tasks`]), wait for their I/O, apply the
+    /// device-model side (unit attentions, reservations), then call
+    /// [`Connection::on_reset_done`] on this connection. This connection's own tasks in scope
+    /// are already aborted and its response waits for their I/O as well.
+    Reset {
+        id: ResetId,
+        function: ResetFunction,
+    },
 }
 
 /// Where the connection is in its life.
@@ -139,9 +242,7 @@ pub(crate) enum Phase {
 /// Who is logged in, fixed when the login completes.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionInfo {
-    pub kind: SessionKind,
-    /// Normalised (lowercase) target name of a normal session.
-    pub target: Option<String>,
+    pub identity: SessionIdentity,
     pub cid: u16,
 }
 
@@ -167,11 +268,16 @@ pub struct Connection {
     pub(crate) text: TextExchange,
     pub(crate) keepalive: KeepAlive,
     pub(crate) tmfs: Vec<PendingTmf>,
+    /// Task-set TMFs whose earlier commands have not all arrived yet.
+    pub(crate) fences: Vec<Fence>,
     pub(crate) logout: Option<PendingLogout>,
     /// Actions produced outside `on_recv`/`on_tick` (in `on_command_done`), handed out at the
     /// next call that takes an action list.
     pub(crate) deferred_actions: Vec<Action>,
     pub(crate) ttt: TagAllocator,
+    pub(crate) entropy: Entropy,
+    /// The latest time any event brought (ms), for work started outside an event with a time.
+    pub(crate) clock_ms: u64,
 }
 
 /// Hands out target transfer tags (R2T, NOP-In pings, text continuations); never the reserved
@@ -193,7 +299,18 @@ impl TagAllocator {
 }
 
 impl Connection {
+    /// A connection that reads its CHAP challenges from `/dev/urandom` (once per CHAP login).
     pub fn new(config: ConnConfig, now_ms: u64) -> Self {
+        Self::with_entropy_source(config, now_ms, Entropy::Os)
+    }
+
+    /// A connection whose CHAP challenges derive from `seed`, which the caller draws from a
+    /// cryptographically secure source (fresh per connection); no file is read.
+    pub fn with_entropy(config: ConnConfig, now_ms: u64, seed: [u8; 32]) -> Self {
+        Self::with_entropy_source(config, now_ms, Entropy::seeded(seed))
+    }
+
+    fn with_entropy_source(config: ConnConfig, now_ms: u64, entropy: Entropy) -> Self {
         let queue_depth = config.session_queue_depth.max(1);
         Connection {
             seq: Sequencer::new(queue_depth),
@@ -209,87 +326,30 @@ impl Connection {
             text: TextExchange::default(),
             keepalive: KeepAlive::new(now_ms),
             tmfs: Vec::new(),
+            fences: Vec::new(),
             logout: None,
             deferred_actions: Vec::new(),
             ttt: TagAllocator { next: 1 },
-        }
-    }
-
-    /// Feed received bytes. Complete PDUs are processed; partial ones are kept (bounded by the
-    /// negotiated limits; an oversized PDU is a protocol error, never an allocation).
-    pub fn on_recv(
-        &mut self,
-        bytes: &[u8],
-        catalog: &dyn TargetCatalog,
-        now_ms: u64,
-        actions: &mut Vec<Action>,
-    ) {
-        actions.append(&mut self.deferred_actions);
-        if self.phase == Phase::Closed || bytes.is_empty() {
-            return;
-        }
-        self.keepalive.on_activity(now_ms);
-        let mut input = bytes;
-        // Finish the PDU whose beginning is buffered, then take whole PDUs straight from the
-        // input and keep only the incomplete tail.
-        while !self.recv.is_empty() && self.phase != Phase::Closed {
-            let limits = self.frame_limits();
-            match next_frame(&self.recv, &limits) {
-                Ok(FrameStatus::NeedMore { needed_len_bytes }) => {
-                    let take = needed_len_bytes
-                        .saturating_sub(self.recv.len())
-                        .min(input.len());
-                    if take == 0 {
-                        return;
-                    }
-                    self.recv.extend_from_slice(&input[..take]);
-                    input = &input[take..];
-                }
-                Ok(FrameStatus::Complete(_)) => {
-                    let recv = std::mem::take(&mut self.recv);
-                    if let Ok(FrameStatus::Complete(frame)) = next_frame(&recv, &limits) {
-                        self.on_frame(&frame, catalog, now_ms, actions);
-                    }
-                    self.recycle_recv(recv);
-                }
-                Err(err) => {
-                    let recv = std::mem::take(&mut self.recv);
-                    self.on_frame_error(&recv, err, actions);
-                    return;
-                }
-            }
-        }
-        while !input.is_empty() && self.phase != Phase::Closed {
-            let limits = self.frame_limits();
-            match next_frame(input, &limits) {
-                Ok(FrameStatus::Complete(frame)) => {
-                    input = &input[frame.len_bytes..];
-                    self.on_frame(&frame, catalog, now_ms, actions);
-                }
-                Ok(FrameStatus::NeedMore { .. }) => {
-                    self.recv.extend_from_slice(input);
-                    return;
-                }
-                Err(err) => {
-                    self.on_frame_error(input, err, actions);
-                    return;
-                }
-            }
+            entropy,
+            clock_ms: now_ms,
         }
     }
 
     /// Report completion of a command previously emitted with `Action::Execute`. Its response
-    /// is queued at once; an action it causes (the `Close` after a logout that waited for this
-    /// command) is handed out by the next `on_tick` or `on_recv`.
+    /// is queued at once (unless the command was aborted); an action it causes (the `Close`
+    /// after a logout or cold reset that waited for this command) is handed out by the next
+    /// `on_tick` or `on_recv`.
     pub fn on_command_done(&mut self, task: TaskId, result: CommandResult<'_>, now_ms: u64) {
+        self.clock_ms = self.clock_ms.max(now_ms);
         if self.phase != Phase::FullFeature {
             return;
         }
         self.complete_command(task.0, &result, now_ms);
     }
 
-    /// Advance timers (NOP-In keep-alive, login timeout).
+    /// Advance timers (NOP-In keep-alive, login timeout, Data-Out timeout).
     pub fn on_tick(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
+        self.clock_ms = self.clock_ms.max(now_ms);
         actions.append(&mut self.deferred_actions);
         self.check_timers(now_ms, actions);
     }
@@ -330,10 +390,40 @@ impl Connection {
             max_data_segment_len_bytes: crate::params::declared_max_recv_data_segment_len(
                 &self.config,
             ),
-            ..FrameLimits::LOGIN
+            header_digest: DigestKind::Crc32c,
+            data_digest: DigestKind::Crc32c,
         }
         .max_pdu_len_bytes();
         login.max(ffp)
+    }
+
+    /// The session on this connection once login completed.
+    pub fn session_identity(&self) -> Option<&SessionIdentity> {
+        self.session.as_ref().map(|s| &s.identity)
+    }
+
+    /// Ends this session because a new login reinstates it (same initiator name and ISID,
+    /// TSIH 0): every task is aborted without a response, then the connection closes with
+    /// [`CloseReason::Reinstated`]. Commands still executing in the reactor finish their I/O
+    /// and their completions are ignored.
+    pub fn close_for_reinstatement(&mut self, actions: &mut Vec<Action>) {
+        self.terminate(CloseReason::Reinstated, actions);
+    }
+
+    /// Ends the session from outside (reinstatement, another session's TARGET COLD RESET,
+    /// shutdown): tasks are dropped without responses and the connection closes.
+    pub fn terminate(&mut self, reason: CloseReason, actions: &mut Vec<Action>) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        tracing::debug!(%reason, "ending iSCSI session from outside");
+        for itt in self.tasks.tags_where(|_| true) {
+            self.drop_task(itt);
+        }
+        self.tmfs.clear();
+        self.fences.clear();
+        self.logout = None;
+        self.close(reason, actions);
     }
 
     /// The limits received PDUs are checked against in the current phase.
@@ -353,55 +443,10 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        tracing::debug!(?reason, "closing iSCSI connection");
+        // The reactor logs the close with the peer's address; this is the state machine's view.
+        tracing::debug!(%reason, "closing iSCSI connection");
         self.phase = Phase::Closed;
         self.recv = Vec::new();
         actions.push(Action::Close(reason));
-    }
-
-    fn recycle_recv(&mut self, mut recv: Vec<u8>) {
-        // Keep the allocation unless a previous PDU made it unusually large.
-        recv.clear();
-        if recv.capacity() <= 64 * 1024 && self.recv.is_empty() {
-            self.recv = recv;
-        }
-    }
-
-    fn on_frame(
-        &mut self,
-        frame: &lunar_wire::iscsi::Frame<'_>,
-        catalog: &dyn TargetCatalog,
-        now_ms: u64,
-        actions: &mut Vec<Action>,
-    ) {
-        match self.phase {
-            Phase::Login => self.on_login_phase_pdu(frame, catalog, now_ms, actions),
-            Phase::FullFeature => self.on_ffp_pdu(frame, catalog, now_ms, actions),
-            Phase::Closed => {}
-        }
-    }
-
-    fn on_frame_error(
-        &mut self,
-        bytes: &[u8],
-        err: lunar_wire::iscsi::FrameError,
-        actions: &mut Vec<Action>,
-    ) {
-        let reason = format!("malformed PDU: {err}");
-        match (
-            self.phase,
-            bytes.first_chunk::<{ lunar_wire::iscsi::BHS_LEN_BYTES }>(),
-        ) {
-            (Phase::Login, _) => self.fail_login_with(
-                lunar_wire::iscsi::codes::login_status::INITIATOR_ERROR,
-                reason,
-                actions,
-            ),
-            (Phase::FullFeature, Some(bhs)) => {
-                let bhs = *bhs;
-                self.protocol_error(&bhs, reason, actions);
-            }
-            _ => self.close(CloseReason::ProtocolError(reason), actions),
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! SendTargets (RFC 7143 §13.12, Appendix C): reports targets and their portal addresses from
-//! the [`TargetCatalog`]. A discovery session gets every target for `All`; a normal session
-//! gets its own target for `All` or an empty value; a named target is reported if it exists.
+//! the [`TargetCatalog`], leaving out those whose access list does not admit the initiator. A
+//! discovery session gets every such target for `All`; a normal session gets its own target
+//! for `All` or an empty value; a named target is reported if it exists (and is visible).
 //! Values that are neither are answered `Reject`.
 
 use lunar_wire::iscsi::text::{self, REJECT};
@@ -24,7 +25,15 @@ impl Connection {
         catalog: &dyn TargetCatalog,
         response: &mut Vec<u8>,
     ) {
-        let session_target = self.session.as_ref().and_then(|s| s.target.clone());
+        let session_target = self
+            .session
+            .as_ref()
+            .and_then(|s| s.identity.target.clone());
+        let initiator = self
+            .session
+            .as_ref()
+            .map(|s| s.identity.initiator.as_str())
+            .unwrap_or_default();
         let only = match (self.session_kind(), value) {
             (SessionKind::Discovery, "All") => None,
             (SessionKind::Normal, "All" | "") => session_target,
@@ -38,7 +47,11 @@ impl Connection {
             // A normal session always has a target; nothing to report otherwise.
             return;
         }
-        for (iqn, addresses) in catalog.send_targets(only.as_deref()) {
+        let visible = catalog
+            .send_targets(only.as_deref())
+            .into_iter()
+            .filter(|(iqn, _)| catalog.initiator_allowed(&normalise_name(iqn), initiator));
+        for (iqn, addresses) in visible {
             text::push_pair(response, "TargetName", &iqn);
             for address in &addresses {
                 text::push_pair(response, "TargetAddress", address);

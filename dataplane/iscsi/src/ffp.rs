@@ -17,14 +17,14 @@ impl Connection {
         &mut self,
         frame: &Frame<'_>,
         catalog: &dyn TargetCatalog,
-        _now_ms: u64,
+        now_ms: u64,
         actions: &mut Vec<Action>,
     ) {
         match frame.bhs().opcode() {
             Some(Opcode::NopOut) => self.on_nop_out(frame),
-            Some(Opcode::ScsiCommand) => self.on_scsi_command(frame, actions),
-            Some(Opcode::DataOut) => self.on_data_out(frame, actions),
-            Some(Opcode::TaskMgmtRequest) => self.on_task_mgmt(frame),
+            Some(Opcode::ScsiCommand) => self.on_scsi_command(frame, now_ms, actions),
+            Some(Opcode::DataOut) => self.on_data_out(frame, now_ms, actions),
+            Some(Opcode::TaskMgmtRequest) => self.on_task_mgmt(frame, actions),
             Some(Opcode::TextRequest) => self.on_text_request(frame, catalog),
             Some(Opcode::LogoutRequest) => self.on_logout(frame, actions),
             // A second login on a logged-in connection, or recovery at ERL 0.
@@ -44,7 +44,7 @@ impl Connection {
     pub(crate) fn session_kind(&self) -> SessionKind {
         self.session
             .as_ref()
-            .map_or(SessionKind::Normal, |session| session.kind)
+            .map_or(SessionKind::Normal, |session| session.identity.kind)
     }
 
     /// Sends a Reject carrying the offending header.

@@ -1,6 +1,8 @@
-//! Timers of a connection (time is passed in, never read): the login timeout, and the
-//! keep-alive that sends a NOP-In ping after `nop_in_interval_ms` without input and drops the
-//! connection when the ping stays unanswered for `nop_in_timeout_ms`.
+//! Timers of a connection (time is passed in, never read): the login timeout, the Data-Out
+//! timeout (a write whose solicited or announced data stops coming for `data_out_timeout_ms`
+//! drops the connection: at ERL 0 there is no recovery R2T), and the keep-alive that sends a
+//! NOP-In ping after `nop_in_interval_ms` without a complete PDU from the initiator and drops
+//! the connection when the ping stays unanswered for `nop_in_timeout_ms`.
 
 use lunar_wire::iscsi::target::NopInHeader;
 use lunar_wire::iscsi::RESERVED_TAG;
@@ -53,12 +55,31 @@ impl Connection {
         match self.phase {
             Phase::Login => {
                 if now_ms.saturating_sub(self.created_ms) >= self.config.login_timeout_ms {
+                    tracing::debug!(
+                        timeout_ms = self.config.login_timeout_ms,
+                        "login not finished in time"
+                    );
                     self.close(CloseReason::LoginFailed("login timed out".into()), actions);
                 }
             }
             Phase::FullFeature => {
+                if let Some(since_ms) = self.tasks.oldest_data_wait_ms() {
+                    let waited_ms = now_ms.saturating_sub(since_ms);
+                    if waited_ms >= self.config.data_out_timeout_ms {
+                        tracing::warn!(
+                            waited_ms,
+                            "a write's Data-Out never came; dropping the connection"
+                        );
+                        self.close(CloseReason::DataOutTimeout, actions);
+                        return;
+                    }
+                }
                 if let Some(ping) = self.keepalive.ping {
                     if now_ms.saturating_sub(ping.sent_ms) >= self.config.nop_in_timeout_ms {
+                        tracing::debug!(
+                            partial_pdu_bytes = self.recv.len(),
+                            "NOP-In ping unanswered"
+                        );
                         self.close(CloseReason::KeepAliveTimeout, actions);
                     }
                 } else if self.config.nop_in_interval_ms > 0

@@ -7,23 +7,31 @@
 //! the keep-alive timer. It performs no I/O and reads no clock: the reactor feeds it bytes,
 //! command completions and the current time, and drains the bytes it wants sent.
 //!
-//! The reactor-facing contract is the [`Connection`] type and the [`Action`]s it emits.
+//! The reactor-facing contract is the [`Connection`] type, the [`Action`]s it emits and the
+//! [`TargetCatalog`] it consults.
 //!
-//! Modules: [`connection`] (contract, byte intake), `login` (login phase), `security`
-//! (AuthMethod), `negotiate` (operational keys), `params` (negotiated values), `ffp`
-//! (full feature phase dispatch, NOP, logout, reject), `command` (SCSI commands, data-out,
-//! R2T), `completion` (Data-In, SCSI Response, residuals), `text_exchange` and `discovery`
-//! (Text requests, SendTargets), `tmf` (task management), `seq` (StatSN and the CmdSN window),
-//! `tasks` (task table, buffers, budgets), `keepalive` (timers), `sendq` (outgoing bytes).
+//! Modules: [`connection`] (contract), `catalog` (targets, CHAP credentials, access lists),
+//! `intake` (framing, digests, ExpStatSN), `login` (login phase), `security` (AuthMethod),
+//! `chap` and `md5` (CHAP), `entropy` (challenge randomness), `negotiate` (operational keys),
+//! `params` (negotiated values), `ffp` (full feature phase dispatch, NOP, logout, reject),
+//! `command` (SCSI commands, data-out, R2T), `completion` (Data-In, SCSI Response,
+//! residuals), `text_exchange` and `discovery` (Text requests, SendTargets), `tmf` (task
+//! management and resets), `seq` (StatSN and the CmdSN window), `tasks` (task table, buffers,
+//! budgets), `keepalive` (timers), `sendq` (outgoing bytes).
 
 pub mod connection;
 
+mod catalog;
+mod chap;
 mod command;
 mod completion;
 mod discovery;
+mod entropy;
 mod ffp;
+mod intake;
 mod keepalive;
 mod login;
+mod md5;
 mod negotiate;
 mod params;
 mod security;
@@ -36,8 +44,12 @@ mod tmf;
 #[cfg(test)]
 mod tests;
 
+pub use catalog::{
+    MAX_CHAP_SECRET_LEN_BYTES, MAX_CHAP_USERNAME_LEN_BYTES, MIN_CHAP_SECRET_LEN_BYTES,
+};
 pub use connection::{
-    Action, CloseReason, CommandResult, ConnConfig, Connection, ScsiCommand, SessionKind,
+    Action, ChapConfig, ChapConfigError, CloseReason, CommandResult, ConnConfig, Connection,
+    ResetFunction, ResetId, ResetOutcome, ResetScope, ScsiCommand, SessionIdentity, SessionKind,
     TargetCatalog, TaskId,
 };
 pub use tasks::{MAX_COMMAND_DATA_OUT_BYTES, MAX_SOLICITED_DATA_OUT_BYTES};

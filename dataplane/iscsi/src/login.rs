@@ -1,8 +1,9 @@
 //! The login phase (RFC 7143 §6.3, §11.12, §11.13): stage transitions (CSG/NSG and the T bit),
 //! multi-PDU text (C bit), version and ISID/TSIH checks, identity keys (InitiatorName,
-//! TargetName, SessionType), the security stage (through [`Security`]) and operational
-//! negotiation (through [`negotiate`]), TSIH assignment and the switch to the full feature
-//! phase. Any failure answers a Login Response with the status the RFC prescribes and closes.
+//! TargetName, SessionType) and the access check against the catalog, the security stage
+//! (through [`Security`]: CHAP when the target has credentials) and operational negotiation
+//! (through [`negotiate`]), TSIH assignment and the switch to the full feature phase. Any
+//! failure answers a Login Response with the status the RFC prescribes and closes.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -14,12 +15,14 @@ use lunar_wire::iscsi::target::LoginResponseHeader;
 use lunar_wire::iscsi::text::{self, KeyValue, NOT_UNDERSTOOD, REJECT};
 use lunar_wire::iscsi::{Frame, Opcode, Pdu};
 
+use crate::catalog::ChapConfig;
 use crate::connection::{
-    Action, CloseReason, Connection, Phase, SessionInfo, SessionKind, TargetCatalog,
+    Action, CloseReason, Connection, Phase, SessionIdentity, SessionInfo, SessionKind,
+    TargetCatalog,
 };
 use crate::negotiate::{negotiate, Context, Reply};
 use crate::params::declared_max_recv_data_segment_len;
-use crate::security::{LoginFailure, Security};
+use crate::security::{Leave, LoginFailure, Security};
 
 /// Most login text (key=value bytes, across C-bit continuations) accepted in one exchange;
 /// the RFC asks for at least 8192.
@@ -54,10 +57,15 @@ pub(crate) struct LoginState {
     target_name: Option<String>,
     session_kind: Option<SessionKind>,
     identity_checked: bool,
+    /// Credentials the initiator must prove, from the catalog once the identity is known.
+    chap: Option<ChapConfig>,
     security: Security,
     declared_max_recv: bool,
     portal_group_tag_sent: bool,
 }
+
+/// Keys that say who logs in to what; answered before any other key of the same request.
+const IDENTITY_KEYS: [&str; 3] = ["InitiatorName", "TargetName", "SessionType"];
 
 /// Normalises an iSCSI name for comparison (names are case-insensitive).
 pub(crate) fn normalise_name(name: &str) -> String {
@@ -176,16 +184,30 @@ impl Connection {
 
         let request_text = std::mem::take(&mut self.login.text);
         let mut response = Vec::new();
-        self.negotiate_login_keys(&request_text, csg, &mut response)?;
-        self.check_identity(catalog)?;
+        self.negotiate_login_keys(&request_text, csg, catalog, &mut response)?;
+        let chap_required = self.login.chap.is_some();
+        if csg == login_stage::OPERATIONAL_NEGOTIATION
+            && !self.login.security.satisfied(chap_required)
+        {
+            return Err(LoginFailure::new(
+                login_status::AUTHENTICATION_FAILURE,
+                "authentication is required but the initiator skipped the security stage",
+            ));
+        }
         let kind = self.login.session_kind.unwrap_or(SessionKind::Normal);
         if kind == SessionKind::Normal && !self.login.portal_group_tag_sent {
             let tag = self.config.portal_group_tag.to_string();
             text::push_pair(&mut response, "TargetPortalGroupTag", &tag);
             self.login.portal_group_tag_sent = true;
         }
+        let mut transit = transit;
         if csg == login_stage::SECURITY_NEGOTIATION && transit {
-            self.login.security.check_leave()?;
+            match self.login.security.leave(chap_required) {
+                Leave::Allowed => {}
+                // Authentication under way: stay in the security stage (T=0).
+                Leave::NotYet => transit = false,
+                Leave::Refused(failure) => return Err(failure),
+            }
         }
         let entering_ffp = transit && nsg == login_stage::FULL_FEATURE_PHASE;
         if (csg == login_stage::OPERATIONAL_NEGOTIATION || entering_ffp)
@@ -206,7 +228,7 @@ impl Connection {
             let tsih = allocate_tsih();
             self.params.finish(&self.config);
             self.send_login_response(login_flags::pack(true, false, csg, nsg), tsih, &response);
-            self.enter_full_feature(kind, now_ms, actions);
+            self.enter_full_feature(kind, tsih, now_ms, actions);
         } else if transit {
             self.login.stage = nsg;
             self.send_login_response(login_flags::pack(true, false, csg, nsg), 0, &response);
@@ -233,6 +255,7 @@ impl Connection {
         &mut self,
         request_text: &[u8],
         csg: u8,
+        catalog: &dyn TargetCatalog,
         response: &mut Vec<u8>,
     ) -> Result<(), LoginFailure> {
         let pairs = text::parse(request_text)
@@ -252,21 +275,34 @@ impl Connection {
             .and_then(|kv| text::parse_number(kv.value).ok())
             .map(|v| u32::try_from(v).unwrap_or(u32::MAX));
         let config = self.config.clone();
-        for kv in &pairs {
+        let ctx = Context {
+            config: &config,
+            discovery,
+            proposed_max_burst_len_bytes,
+        };
+        // Who logs in to what first: the answers to the other keys (AuthMethod above all)
+        // depend on it.
+        let (identity, others): (Vec<&KeyValue<'_>>, Vec<&KeyValue<'_>>) =
+            pairs.iter().partition(|kv| IDENTITY_KEYS.contains(&kv.key));
+        for kv in identity.into_iter().chain(others) {
             if !self.login.keys_seen.insert(kv.key.to_string()) {
                 return Err(LoginFailure::new(
                     login_status::INITIATOR_ERROR,
                     format!("key {} negotiated twice", kv.key),
                 ));
             }
-            let ctx = Context {
-                config: &config,
-                discovery,
-                proposed_max_burst_len_bytes,
-            };
+            if !IDENTITY_KEYS.contains(&kv.key) {
+                self.check_identity(catalog)?;
+            }
             self.answer_login_key(kv, csg, &ctx, response)?;
         }
-        Ok(())
+        self.check_identity(catalog)?;
+        let Connection { login, entropy, .. } = self;
+        login.security.finish_request(
+            login.chap.as_ref(),
+            &mut || entropy.challenge_bytes(),
+            response,
+        )
     }
 
     fn answer_login_key(
@@ -308,8 +344,14 @@ impl Connection {
             }
             _ if Security::is_security_key(key) => {
                 let in_security = csg == login_stage::SECURITY_NEGOTIATION;
-                let answer = self.login.security.on_key(key, value, in_security)?;
-                text::push_pair(response, key, answer);
+                let chap_required = self.login.chap.is_some();
+                if let Some(answer) =
+                    self.login
+                        .security
+                        .on_key(key, value, in_security, chap_required)?
+                {
+                    text::push_pair(response, key, answer);
+                }
             }
             _ => match negotiate(key, value, &mut self.params, ctx) {
                 Some(Reply::Value(answer)) => text::push_pair(response, key, &answer),
@@ -321,54 +363,102 @@ impl Connection {
         Ok(())
     }
 
-    /// Once, after the first complete login text: who is logging in, to what.
+    /// Once, with the first complete login text: who is logging in, to what, whether that
+    /// initiator may, and which credentials it must prove.
     fn check_identity(&mut self, catalog: &dyn TargetCatalog) -> Result<(), LoginFailure> {
         if self.login.identity_checked {
             return Ok(());
         }
-        if self.login.initiator_name.is_none() {
+        let Some(initiator) = self.login.initiator_name.as_deref() else {
             return Err(LoginFailure::new(
                 login_status::MISSING_PARAMETER,
                 "InitiatorName missing",
             ));
-        }
-        if self.login.session_kind.unwrap_or(SessionKind::Normal) == SessionKind::Normal {
-            let Some(target) = self.login.target_name.as_deref() else {
+        };
+        let target = match self.login.session_kind.unwrap_or(SessionKind::Normal) {
+            SessionKind::Discovery => None,
+            SessionKind::Normal => {
+                let Some(target) = self.login.target_name.as_deref() else {
+                    return Err(LoginFailure::new(
+                        login_status::MISSING_PARAMETER,
+                        "TargetName missing",
+                    ));
+                };
+                if !catalog.target_exists(target) {
+                    return Err(LoginFailure::new(
+                        login_status::NOT_FOUND,
+                        format!("no target {target}"),
+                    ));
+                }
+                if !catalog.initiator_allowed(target, initiator) {
+                    tracing::info!(%initiator, %target, "login refused: initiator not in the target's access list");
+                    return Err(LoginFailure::new(
+                        login_status::AUTHORIZATION_FAILURE,
+                        format!("{initiator} may not log in to {target}"),
+                    ));
+                }
+                Some(target)
+            }
+        };
+        let chap = catalog.chap(target);
+        if let Some(config) = &chap {
+            if let Err(err) = config.validate() {
+                tracing::error!(target = target.unwrap_or("discovery"), %err, "unusable CHAP configuration; refusing logins");
                 return Err(LoginFailure::new(
-                    login_status::MISSING_PARAMETER,
-                    "TargetName missing",
-                ));
-            };
-            if !catalog.target_exists(target) {
-                return Err(LoginFailure::new(
-                    login_status::NOT_FOUND,
-                    format!("no target {target}"),
+                    login_status::TARGET_ERROR,
+                    format!("CHAP configuration: {err}"),
                 ));
             }
         }
+        self.login.chap = chap;
         self.login.identity_checked = true;
         Ok(())
     }
 
-    fn enter_full_feature(&mut self, kind: SessionKind, now_ms: u64, actions: &mut Vec<Action>) {
+    fn enter_full_feature(
+        &mut self,
+        kind: SessionKind,
+        tsih: u16,
+        now_ms: u64,
+        actions: &mut Vec<Action>,
+    ) {
         let login = std::mem::take(&mut self.login);
         let initiator = login.initiator_name.unwrap_or_default();
         let target = match kind {
             SessionKind::Normal => login.target_name,
             SessionKind::Discovery => None,
         };
-        self.session = Some(SessionInfo {
+        let identity = SessionIdentity {
             kind,
+            initiator: initiator.clone(),
             target: target.clone(),
+            isid: login.isid,
+            tsih,
+        };
+        self.session = Some(SessionInfo {
+            identity,
             cid: login.cid,
         });
         self.phase = Phase::FullFeature;
+        // Digests apply from the first PDU after the final login response.
+        self.send
+            .set_digests(self.params.header_digest, self.params.data_digest);
         self.keepalive.on_activity(now_ms);
-        tracing::debug!(?kind, %initiator, ?target, "login complete");
+        tracing::debug!(
+            ?kind,
+            %initiator,
+            ?target,
+            tsih,
+            header_digest = ?self.params.header_digest,
+            data_digest = ?self.params.data_digest,
+            "login complete"
+        );
         actions.push(Action::LoggedIn {
             kind,
             initiator,
             target,
+            isid: login.isid,
+            tsih,
         });
     }
 }

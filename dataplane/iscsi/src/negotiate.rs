@@ -122,16 +122,22 @@ pub(crate) fn negotiate(
     let burst_cap = clamp_len_key(ctx.config.max_burst_len_bytes);
     let reply = match key {
         "HeaderDigest" | "DataDigest" => {
-            // List, first match: only None is supported for now.
-            if text::list_items(value).any(|item| item == "None") {
-                if key == "HeaderDigest" {
-                    params.header_digest = DigestKind::None;
-                } else {
-                    params.data_digest = DigestKind::None;
+            // List, first match in the initiator's order; both kinds are supported.
+            let chosen = text::list_items(value).find_map(|item| match item {
+                "CRC32C" => Some((DigestKind::Crc32c, "CRC32C")),
+                "None" => Some((DigestKind::None, "None")),
+                _ => None,
+            });
+            match chosen {
+                Some((kind, name)) => {
+                    if key == "HeaderDigest" {
+                        params.header_digest = kind;
+                    } else {
+                        params.data_digest = kind;
+                    }
+                    Reply::Constant(name)
                 }
-                Reply::Constant("None")
-            } else {
-                Reply::Constant(REJECT)
+                None => Reply::Constant(REJECT),
             }
         }
         "MaxConnections" => numeric(value, 1, 65535, |offer| {
@@ -246,17 +252,32 @@ mod tests {
     }
 
     #[test]
-    fn digests_pick_none_or_reject() {
+    fn digests_take_the_first_supported_item_of_the_list() {
         let mut p = SessionParams::rfc_defaults();
         assert_eq!(
             answer("HeaderDigest", "CRC32C,None", &mut p),
+            Some(Reply::Constant("CRC32C"))
+        );
+        assert_eq!(p.header_digest, DigestKind::Crc32c);
+        assert_eq!(
+            answer("DataDigest", "None,CRC32C", &mut p),
             Some(Reply::Constant("None"))
         );
-        assert_eq!(
-            answer("DataDigest", "CRC32C", &mut p),
-            Some(Reply::Constant(REJECT))
-        );
         assert_eq!(p.data_digest, DigestKind::None);
+        assert_eq!(
+            answer("DataDigest", "X-vendor,CRC32C", &mut p),
+            Some(Reply::Constant("CRC32C"))
+        );
+        assert_eq!(p.data_digest, DigestKind::Crc32c);
+        let mut q = SessionParams::rfc_defaults();
+        for bad in ["crc32c", "", "MD5"] {
+            assert_eq!(
+                answer("HeaderDigest", bad, &mut q),
+                Some(Reply::Constant(REJECT)),
+                "{bad}"
+            );
+        }
+        assert_eq!(q.header_digest, DigestKind::None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The bytes waiting to go out on the socket: PDUs are encoded straight into one buffer the
-//! reactor drains with `send_buf`/`consume_sent`.
+//! reactor drains with `send_buf`/`consume_sent`, with the digests negotiated for the full
+//! feature phase.
 
-use lunar_wire::iscsi::encode::push_pdu_parts;
-use lunar_wire::iscsi::Pdu;
+use lunar_wire::iscsi::encode::push_pdu_digested;
+use lunar_wire::iscsi::{DigestKind, Pdu};
 
 /// Above this many unsent bytes the connection stops asking for input.
 pub(crate) const SEND_HIGH_WATER_BYTES: usize = 4 * 1024 * 1024;
@@ -14,6 +15,8 @@ const COMPACT_AFTER_BYTES: usize = 64 * 1024;
 pub(crate) struct SendQueue {
     buf: Vec<u8>,
     sent: usize,
+    header_digest: DigestKind,
+    data_digest: DigestKind,
 }
 
 impl SendQueue {
@@ -36,11 +39,23 @@ impl SendQueue {
         }
     }
 
+    /// Digests for every PDU pushed from now on.
+    pub fn set_digests(&mut self, header_digest: DigestKind, data_digest: DigestKind) {
+        self.header_digest = header_digest;
+        self.data_digest = data_digest;
+    }
+
     /// Appends one PDU whose data segment is the concatenation of `parts`. Callers size data
     /// segments by the negotiated limits, far below the 24-bit field; a segment that does not
     /// fit is dropped and logged rather than sent corrupt.
     pub fn push<T: Pdu>(&mut self, header: &T, parts: &[&[u8]]) {
-        if let Err(err) = push_pdu_parts(&mut self.buf, header, parts) {
+        if let Err(err) = push_pdu_digested(
+            &mut self.buf,
+            header,
+            parts,
+            self.header_digest,
+            self.data_digest,
+        ) {
             tracing::error!(%err, opcode = ?T::OPCODE, "PDU not sent");
         }
     }

@@ -1,5 +1,6 @@
-//! Sequence numbers of one session (RFC 7143 §4.2.2): StatSN, and the CmdSN window
-//! `[ExpCmdSN, MaxCmdSN]` whose width is the named per-session queue depth
+//! Sequence numbers of one session (RFC 7143 §4.2.2): StatSN and the ExpStatSN the initiator
+//! acknowledges it with, and the CmdSN window `[ExpCmdSN, MaxCmdSN]` whose width is the named
+//! per-session queue depth
 //! ([`ConnConfig::session_queue_depth`](crate::ConnConfig::session_queue_depth)) minus the
 //! commands still outstanding. Comparisons use serial number arithmetic (RFC 1982).
 
@@ -23,9 +24,22 @@ pub(crate) enum Admission {
     Drop,
 }
 
+/// What an initiator's ExpStatSN said about the status sent so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acknowledgement {
+    /// Acknowledges status up to a newer StatSN than before.
+    Advanced,
+    /// Nothing newer than what was already acknowledged.
+    Unchanged,
+    /// Acknowledges status never sent (beyond `next_stat_sn - 1`): ignored.
+    BeyondSent { next_stat_sn: u32 },
+}
+
 #[derive(Debug)]
 pub(crate) struct Sequencer {
     stat_sn: u32,
+    /// Every status numbered below this was acknowledged by the initiator's ExpStatSN.
+    acked_stat_sn: u32,
     exp_cmd_sn: u32,
     max_cmd_sn: u32,
     queue_depth: u32,
@@ -40,6 +54,7 @@ impl Sequencer {
         let queue_depth = queue_depth.max(1);
         Sequencer {
             stat_sn: 0,
+            acked_stat_sn: 0,
             exp_cmd_sn: 0,
             max_cmd_sn: queue_depth - 1,
             queue_depth,
@@ -52,6 +67,7 @@ impl Sequencer {
     /// CmdSN and its ExpStatSN our first StatSN.
     pub fn start(&mut self, initial_cmd_sn: u32, initial_stat_sn: u32) {
         self.stat_sn = initial_stat_sn;
+        self.acked_stat_sn = initial_stat_sn;
         self.exp_cmd_sn = initial_cmd_sn;
         self.max_cmd_sn = initial_cmd_sn.wrapping_add(self.queue_depth - 1);
         self.outstanding = 0;
@@ -74,7 +90,27 @@ impl Sequencer {
         seq
     }
 
+    /// Takes the ExpStatSN of a received PDU.
+    pub fn acknowledge(&mut self, exp_stat_sn: u32) -> Acknowledgement {
+        if sn_lt(self.stat_sn, exp_stat_sn) {
+            return Acknowledgement::BeyondSent {
+                next_stat_sn: self.stat_sn,
+            };
+        }
+        if sn_lt(self.acked_stat_sn, exp_stat_sn) {
+            self.acked_stat_sn = exp_stat_sn;
+            Acknowledgement::Advanced
+        } else {
+            Acknowledgement::Unchanged
+        }
+    }
+
+    /// Status PDUs sent but not yet acknowledged.
     #[cfg(test)]
+    pub fn unacknowledged(&self) -> u32 {
+        self.stat_sn.wrapping_sub(self.acked_stat_sn)
+    }
+
     pub fn exp_cmd_sn(&self) -> u32 {
         self.exp_cmd_sn
     }
@@ -172,6 +208,26 @@ mod tests {
         assert_eq!(seq.exp_cmd_sn(), 1);
         assert_eq!(seq.admit(1), Admission::Accept);
         assert_eq!(seq.exp_cmd_sn(), 3);
+    }
+
+    #[test]
+    fn exp_stat_sn_acknowledges_only_status_that_was_sent() {
+        let mut seq = Sequencer::new(4);
+        seq.start(0, u32::MAX - 1);
+        seq.take();
+        seq.take();
+        seq.take();
+        assert_eq!(seq.unacknowledged(), 3);
+        assert_eq!(seq.acknowledge(u32::MAX), Acknowledgement::Advanced);
+        assert_eq!(seq.unacknowledged(), 2);
+        assert_eq!(seq.acknowledge(u32::MAX - 1), Acknowledgement::Unchanged);
+        assert_eq!(seq.acknowledge(1), Acknowledgement::Advanced, "wraps");
+        assert_eq!(seq.unacknowledged(), 0);
+        assert_eq!(
+            seq.acknowledge(2),
+            Acknowledgement::BeyondSent { next_stat_sn: 1 }
+        );
+        assert_eq!(seq.unacknowledged(), 0);
     }
 
     #[test]

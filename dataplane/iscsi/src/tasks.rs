@@ -28,6 +28,9 @@ pub(crate) enum Refusal {
     Bidirectional,
     /// Expected Data Transfer Length above [`MAX_COMMAND_DATA_OUT_BYTES`].
     WriteTooLong,
+    /// A Data-Out PDU of the command failed its data digest: the data cannot be requested
+    /// again at ERL 0, so the command ends once its outstanding data is in.
+    DataDigestError,
 }
 
 /// The unsolicited Data-Out sequence that follows a command sent with F=0.
@@ -61,6 +64,16 @@ pub(crate) struct WriteProgress {
     pub next_r2t_sn: u32,
     /// Whether this write holds a share of [`MAX_SOLICITED_DATA_OUT_BYTES`].
     pub granted: bool,
+    /// When the write last made progress (command received, R2T sent, data received); the
+    /// Data-Out timeout counts from here while data is expected.
+    pub progress_ms: u64,
+}
+
+impl WriteProgress {
+    /// Whether the initiator owes data right now (an unsolicited sequence or an R2T is open).
+    pub fn expects_data(&self) -> bool {
+        self.unsolicited.is_some() || !self.r2ts.is_empty()
+    }
 }
 
 #[derive(Debug)]
@@ -82,9 +95,9 @@ pub(crate) struct Task {
     pub state: TaskState,
     /// R2Ts sent, for ExpDataSN in the SCSI Response.
     pub r2ts_sent: u32,
-    /// Set by ABORT TASK / ABORT TASK SET while executing: the tag of that request; the
-    /// command's own response is suppressed.
-    pub aborted_by: Option<u32>,
+    /// Set when a task management function (of this session or another) aborted the task
+    /// while executing: its response is suppressed.
+    pub aborted: bool,
 }
 
 #[derive(Debug)]
@@ -175,6 +188,17 @@ impl Tasks {
         self.executing
     }
 
+    /// The oldest moment a write still expecting data last made progress.
+    pub fn oldest_data_wait_ms(&self) -> Option<u64> {
+        self.map
+            .values()
+            .filter_map(|t| match &t.state {
+                TaskState::Receiving(write) if write.expects_data() => Some(write.progress_ms),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Tries to reserve the solicited-data budget for a write of `len_bytes`.
     pub fn try_grant(&mut self, len_bytes: u32) -> bool {
         let len = u64::from(len_bytes);
@@ -247,7 +271,7 @@ mod tests {
             refusal: None,
             state: TaskState::Receiving(WriteProgress::default()),
             r2ts_sent: 0,
-            aborted_by: None,
+            aborted: false,
         }
     }
 

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::initiator::*;
-use crate::connection::{Action, CommandResult, ConnConfig, Connection, TaskId};
+use crate::connection::{Action, CommandResult, ConnConfig, Connection, ResetOutcome, TaskId};
 
 /// A valid conversation: login, then [`full_feature_conversation`].
 fn conversation() -> Vec<u8> {
@@ -57,7 +57,11 @@ fn feed(conn: &mut Connection, input: &[u8], cuts: &[usize]) -> usize {
         }
         conn.on_recv(&input[start..end], &Catalog, 2_000, &mut actions);
         assert!(conn.recv_buffered_len_bytes() <= conn.max_recv_buffered_len_bytes());
+        let mut resets = Vec::new();
         for action in actions.drain(..) {
+            if let Action::Reset { id, .. } = action {
+                resets.push(id);
+            }
             if let Action::Execute(cmd) = action {
                 let data = vec![0u8; cmd.expected_len_bytes.min(1 << 16) as usize];
                 conn.on_command_done(
@@ -72,6 +76,9 @@ fn feed(conn: &mut Connection, input: &[u8], cuts: &[usize]) -> usize {
                 );
                 conn.recycle(cmd.data_out);
             }
+        }
+        for id in resets {
+            conn.on_reset_done(id, ResetOutcome::Complete, &mut actions);
         }
         sent += conn.send_buf().len();
         let n = conn.send_buf().len();
@@ -170,6 +177,7 @@ fn the_unmutated_conversation_runs_to_logout() {
             Action::LoggedIn { .. } => executed.push(0),
             Action::Execute(cmd) => executed.push(cmd.task.0),
             Action::Close(reason) => panic!("closed early: {reason:?}"),
+            Action::Reset { .. } => panic!("no reset in this conversation"),
         }
     }
     assert_eq!(executed, vec![0, 10, 11]);
@@ -213,4 +221,101 @@ fn the_unmutated_full_feature_traffic_reaches_every_path() {
     // R2T (11), NOP-In, Text Response, R2T (16), empty Text Response asking for more, Text
     // Response; the TMF waits for task 10 and the logout for every command.
     assert_eq!(opcodes, vec![0x31, 0x20, 0x24, 0x31, 0x24, 0x24]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary CHAP values (hex, base64, numbers, junk) in the security stage never panic
+    /// and never log anyone in.
+    #[test]
+    fn arbitrary_chap_values_never_authenticate(
+        algorithms in "[0-9,]{0,12}|.{0,12}",
+        name in ".{0,40}",
+        response in "0[xXbB][0-9a-fA-F+/=]{0,40}|.{0,40}",
+        identifier in proptest::option::of("[0-9]{1,4}|0x[0-9a-f]{1,3}|.{0,6}"),
+        challenge in proptest::option::of("0[xXbB][0-9a-zA-Z+/=]{0,80}|.{0,20}"),
+        transit in any::<bool>(),
+    ) {
+        let mut ini = Initiator::new(ConnConfig::default());
+        ini.catalog = &*CHAP_CATALOG;
+        let first = text_data(&[
+            ("InitiatorName", INITIATOR),
+            ("TargetName", TARGET),
+            ("AuthMethod", "CHAP"),
+        ]);
+        ini.send(&login_request(true, false, 0, 1, 0, 1, 1, 0, &first));
+        ini.send(&login_request(false, false, 0, 0, 0, 1, 1, 1, &text_data(&[("CHAP_A", &algorithms)])));
+        let mut keys = vec![("CHAP_N", name.as_str()), ("CHAP_R", response.as_str())];
+        if let Some(id) = &identifier {
+            keys.push(("CHAP_I", id));
+        }
+        if let Some(c) = &challenge {
+            keys.push(("CHAP_C", c));
+        }
+        ini.send(&login_request(transit, false, 0, u8::from(transit), 0, 1, 1, 2, &text_data(&keys)));
+        ini.send(&login_request(true, false, 1, 3, 0, 1, 1, 3, &text_data(&OPERATIONAL_KEYS)));
+        let logged_in = ini
+            .take_actions()
+            .iter()
+            .any(|a| matches!(a, Action::LoggedIn { .. }));
+        prop_assert!(!logged_in);
+        prop_assert!(ini.conn.session_identity().is_none());
+    }
+
+    /// Mutated traffic with both digests negotiated never panics and stays bounded.
+    #[test]
+    fn mutated_traffic_with_digests_never_panics(
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let mut ini = Initiator::new(ConnConfig::default());
+        ini.login_with(&[
+            ("InitialR2T", "No"),
+            ("HeaderDigest", "CRC32C"),
+            ("DataDigest", "CRC32C"),
+        ]);
+        ini.take_actions();
+        ini.recv();
+        ini.header_digest = true;
+        ini.data_digest = true;
+        let mut input = ini.seal(&full_feature_conversation());
+        for (pos, value) in flips {
+            let len = input.len();
+            input[pos % len] = value;
+        }
+        let sent = feed(&mut ini.conn, &input, &cuts);
+        prop_assert!(sent <= 8 * input.len() + (1 << 17));
+    }
+}
+
+static CHAP_CATALOG: std::sync::LazyLock<SecureCatalog> =
+    std::sync::LazyLock::new(|| SecureCatalog {
+        target_chap: Some(crate::ChapConfig {
+            username: "user".into(),
+            secret: "a-long-enough-secret".into(),
+            mutual: Some(("target".into(), "another-long-secret".into())),
+        }),
+        ..SecureCatalog::default()
+    });
+
+#[test]
+fn the_unmutated_sealed_conversation_runs() {
+    let mut ini = Initiator::new(ConnConfig::default());
+    ini.login_with(&[
+        ("InitialR2T", "No"),
+        ("HeaderDigest", "CRC32C"),
+        ("DataDigest", "CRC32C"),
+    ]);
+    ini.take_actions();
+    ini.recv();
+    ini.header_digest = true;
+    ini.data_digest = true;
+    ini.send(&full_feature_conversation());
+    let executed = ini
+        .take_actions()
+        .iter()
+        .filter(|a| matches!(a, Action::Execute(_)))
+        .count();
+    assert_eq!(executed, 3, "digests check out on every PDU");
 }

@@ -1,7 +1,8 @@
 //! A minimal initiator for tests: builds request PDUs at the RFC 7143 byte offsets (independently
 //! of the header structs under test), feeds them to a connection, and parses its output.
 
-use lunar_wire::iscsi::framer::{next_frame, FrameLimits, FrameStatus};
+use lunar_wire::iscsi::digest::{data_digest, header_digest};
+use lunar_wire::iscsi::framer::{next_frame, DigestKind, FrameLimits, FrameStatus};
 use lunar_wire::iscsi::text;
 use lunar_wire::iscsi::{Opcode, RESERVED_TAG};
 
@@ -34,6 +35,44 @@ impl TargetCatalog for Catalog {
         .filter(|(iqn, _)| only.is_none_or(|o| o == *iqn))
         .map(|(iqn, addrs)| (iqn.to_string(), addrs))
         .collect()
+    }
+}
+
+/// A catalog with CHAP credentials and access lists, for the security tests.
+#[derive(Debug, Clone, Default)]
+pub struct SecureCatalog {
+    /// Credentials of `TARGET` (`OTHER_TARGET` has none).
+    pub target_chap: Option<crate::ChapConfig>,
+    pub discovery_chap: Option<crate::ChapConfig>,
+    /// `(target, initiator)` pairs admitted; `None` admits everyone.
+    pub allowed: Option<Vec<(&'static str, &'static str)>>,
+}
+
+impl SecureCatalog {
+    /// A catalog the `Initiator` can hold on to for the rest of the test.
+    pub fn leak(self) -> &'static dyn TargetCatalog {
+        Box::leak(Box::new(self))
+    }
+}
+
+impl TargetCatalog for SecureCatalog {
+    fn target_exists(&self, iqn: &str) -> bool {
+        Catalog.target_exists(iqn)
+    }
+    fn send_targets(&self, only: Option<&str>) -> Vec<(String, Vec<String>)> {
+        Catalog.send_targets(only)
+    }
+    fn chap(&self, target: Option<&str>) -> Option<crate::ChapConfig> {
+        match target {
+            None => self.discovery_chap.clone(),
+            Some(TARGET) => self.target_chap.clone(),
+            Some(_) => None,
+        }
+    }
+    fn initiator_allowed(&self, target: &str, initiator: &str) -> bool {
+        self.allowed
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|(t, i)| *t == target && *i == initiator))
     }
 }
 
@@ -164,6 +203,10 @@ pub struct Initiator {
     next_itt: u32,
     pub actions: Vec<Action>,
     pub catalog: &'static dyn TargetCatalog,
+    /// CRC32C digests in use (set once login negotiated them): `send` adds them to every PDU
+    /// and `recv` checks and strips them.
+    pub header_digest: bool,
+    pub data_digest: bool,
 }
 
 /// The keys a typical initiator proposes in the operational stage.
@@ -192,7 +235,37 @@ impl Initiator {
             next_itt: 0x100,
             actions: Vec::new(),
             catalog: &Catalog,
+            header_digest: false,
+            data_digest: false,
         }
+    }
+
+    /// Adds the negotiated digests to each whole PDU in `bytes` (built without them).
+    pub fn seal(&self, bytes: &[u8]) -> Vec<u8> {
+        if !self.header_digest && !self.data_digest {
+            return bytes.to_vec();
+        }
+        let limits = FrameLimits {
+            max_data_segment_len_bytes: (1 << 24) - 1,
+            ..FrameLimits::LOGIN
+        };
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Ok(FrameStatus::Complete(frame)) = next_frame(rest, &limits) {
+            out.extend_from_slice(frame.bhs_bytes);
+            out.extend_from_slice(frame.ahs);
+            if self.header_digest {
+                out.extend_from_slice(&header_digest(frame.bhs_bytes, frame.ahs));
+            }
+            out.extend_from_slice(frame.data);
+            out.extend_from_slice(frame.data_padding);
+            if self.data_digest && !frame.data.is_empty() {
+                out.extend_from_slice(&data_digest(frame.data, frame.data_padding));
+            }
+            rest = &rest[frame.len_bytes..];
+        }
+        out.extend_from_slice(rest);
+        out
     }
 
     pub fn itt(&mut self) -> u32 {
@@ -200,8 +273,14 @@ impl Initiator {
         self.next_itt
     }
 
-    /// Feeds bytes (in one call) and collects the actions.
+    /// Feeds bytes (in one call, digests added when negotiated) and collects the actions.
     pub fn send(&mut self, bytes: &[u8]) {
+        let sealed = self.seal(bytes);
+        self.send_raw(&sealed);
+    }
+
+    /// Feeds bytes exactly as given.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
         let mut actions = Vec::new();
         self.conn
             .on_recv(bytes, self.catalog, self.now_ms, &mut actions);
@@ -219,15 +298,25 @@ impl Initiator {
     pub fn recv(&mut self) -> Vec<Received> {
         let bytes = self.conn.send_buf().to_vec();
         self.conn.consume_sent(bytes.len());
+        let kind = |on: bool| {
+            if on {
+                DigestKind::Crc32c
+            } else {
+                DigestKind::None
+            }
+        };
         let limits = FrameLimits {
             max_data_segment_len_bytes: (1 << 24) - 1,
-            ..FrameLimits::LOGIN
+            header_digest: kind(self.header_digest),
+            data_digest: kind(self.data_digest),
         };
         let mut out = Vec::new();
         let mut rest = bytes.as_slice();
         while !rest.is_empty() {
             match next_frame(rest, &limits) {
                 Ok(FrameStatus::Complete(frame)) => {
+                    assert_eq!(frame.check_header_digest(), Ok(()), "target header digest");
+                    assert_eq!(frame.check_data_digest(), Ok(()), "target data digest");
                     out.push(Received {
                         bhs: *frame.bhs_bytes,
                         data: frame.data.to_vec(),

@@ -121,9 +121,18 @@ fn two_stage_login_negotiates_and_enters_full_feature_phase() {
             kind: SessionKind::Normal,
             initiator,
             target: Some(target),
+            isid,
+            tsih,
         }] => {
             assert_eq!(initiator, INITIATOR);
             assert_eq!(target, TARGET);
+            assert_eq!(isid, &ISID);
+            assert_eq!(*tsih, last.tsih());
+            assert_ne!(*tsih, 0);
+            let identity = ini.conn.session_identity().expect("logged in");
+            assert_eq!(identity.tsih, *tsih);
+            assert_eq!(identity.isid, ISID);
+            assert_eq!(identity.initiator, INITIATOR);
         }
         other => panic!("{other:?}"),
     }
@@ -246,7 +255,7 @@ fn unknown_and_invalid_keys_get_not_understood_and_reject() {
         ("IFMarker", "No"),
         ("OFMarkInt", "2048~8192"),
         ("TargetAlias", "mine"),
-        ("DataDigest", "CRC32C"),
+        ("DataDigest", "MD5"),
     ]);
     ini.send(&login_request(true, false, 1, 3, 0, 1, 1, 1, &op));
     let resp = ini.recv_one();

@@ -2,8 +2,12 @@
 //! [`Connection`](crate::Connection), and decodes what it sends back.
 
 mod commands;
+mod digest;
 mod discovery;
 mod fuzz;
 mod initiator;
 mod login;
+mod security;
 mod session;
+mod timers;
+mod tmf;

@@ -297,16 +297,14 @@ fn tmf_response_of(ini: &mut Initiator, function: u8, referenced: u32, ref_cmd_s
 #[test]
 fn unsupported_task_management_functions_are_answered() {
     let mut ini = logged_in();
-    for function in [
-        tmf_function::LOGICAL_UNIT_RESET,
-        tmf_function::TARGET_WARM_RESET,
-        tmf_function::TARGET_COLD_RESET,
-        tmf_function::CLEAR_TASK_SET,
-        tmf_function::CLEAR_ACA,
-    ] {
+    assert_eq!(
+        tmf_response_of(&mut ini, tmf_function::CLEAR_ACA, RESERVED_TAG, 0),
+        tmf_response::FUNCTION_NOT_SUPPORTED
+    );
+    for function in [tmf_function::QUERY_TASK, tmf_function::QUERY_ASYNC_EVENT] {
         assert_eq!(
-            tmf_response_of(&mut ini, function, RESERVED_TAG, 0),
-            tmf_response::FUNCTION_NOT_SUPPORTED
+            tmf_response_of(&mut ini, function, 1, 0),
+            tmf_response::FUNCTION_REJECTED
         );
     }
     assert_eq!(
