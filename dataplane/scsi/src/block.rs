@@ -9,17 +9,17 @@ use crate::model::{BlockIo, BlockOp, Decision, LogicalUnit};
 use crate::reply;
 
 /// Protection information is not supported: RDPROTECT/WRPROTECT/VRPROTECT must be 0.
-const PROTECT_FIELD: Sense = Sense::invalid_field_in_cdb(1, Some(7));
+pub(crate) const PROTECT_FIELD: Sense = Sense::invalid_field_in_cdb(1, Some(7));
 /// BYTCHK values 10b and 11b are not supported.
 const BYTCHK_FIELD: Sense = Sense::invalid_field_in_cdb(1, Some(2));
-const WRITE_PROTECTED: Sense = Sense::new(SenseKey::DataProtect, Asc::WRITE_PROTECTED);
+pub(crate) const WRITE_PROTECTED: Sense = Sense::new(SenseKey::DataProtect, Asc::WRITE_PROTECTED);
 /// The expected data transfer length ends inside a logical block.
-const PARTIAL_BLOCK: Sense = Sense::new(
+pub(crate) const PARTIAL_BLOCK: Sense = Sense::new(
     SenseKey::IllegalRequest,
     Asc::INVALID_FIELD_IN_INFORMATION_UNIT,
 );
 /// Fewer data-out bytes arrived than the command needs.
-const DATA_OUT_SHORT: Sense = Sense::new(
+pub(crate) const DATA_OUT_SHORT: Sense = Sense::new(
     SenseKey::AbortedCommand,
     Asc::WRITE_ERROR_NOT_ENOUGH_UNSOLICITED_DATA,
 );
@@ -29,7 +29,7 @@ fn transfer_len_field(size: CdbSize) -> Sense {
 }
 
 /// `lba .. lba + blocks` must lie on the medium; for zero blocks, `lba` itself must.
-fn check_range(lu: &LogicalUnit, lba: u64, blocks: u32) -> Result<(), Sense> {
+pub(crate) fn check_range(lu: &LogicalUnit, lba: u64, blocks: u32) -> Result<(), Sense> {
     if lba >= lu.num_blocks || u64::from(blocks) > lu.num_blocks - lba {
         return Err(Sense::lba_out_of_range());
     }
@@ -37,7 +37,11 @@ fn check_range(lu: &LogicalUnit, lba: u64, blocks: u32) -> Result<(), Sense> {
 }
 
 /// Transfer length within the block limits, and its size in bytes.
-fn check_transfer_len(lu: &LogicalUnit, size: CdbSize, blocks: u32) -> Result<u32, Sense> {
+pub(crate) fn check_transfer_len(
+    lu: &LogicalUnit,
+    size: CdbSize,
+    blocks: u32,
+) -> Result<u32, Sense> {
     if blocks > lu.max_transfer_blocks {
         return Err(transfer_len_field(size));
     }
@@ -139,15 +143,28 @@ pub(crate) fn write_and_verify(
 }
 
 /// The medium range and protection field of a data-out command.
-struct Range {
-    size: CdbSize,
-    lba: u64,
-    blocks: u32,
-    protect: u8,
+pub(crate) struct Range {
+    pub size: CdbSize,
+    pub lba: u64,
+    pub blocks: u32,
+    pub protect: u8,
 }
 
 fn plan_write(
     lu: &LogicalUnit,
+    range: Range,
+    fua: bool,
+    expected_len_bytes: u32,
+    data_out: &[u8],
+) -> Result<Decision, Sense> {
+    plan_data_out(lu, BlockOp::Write, range, fua, expected_len_bytes, data_out)
+}
+
+/// A command writing its data-out to `range` as `op`: protection, block limits, write
+/// protection, LBA range and data-out checks.
+pub(crate) fn plan_data_out(
+    lu: &LogicalUnit,
+    op: BlockOp,
     range: Range,
     fua: bool,
     expected_len_bytes: u32,
@@ -171,7 +188,7 @@ fn plan_write(
     if io_blocks == 0 {
         return Ok(reply::ok(cdb_bytes));
     }
-    Ok(io(BlockOp::Write, lba, io_blocks, fua, cdb_bytes))
+    Ok(io(op, lba, io_blocks, fua, cdb_bytes))
 }
 
 pub(crate) fn verify(

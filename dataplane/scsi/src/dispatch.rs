@@ -1,13 +1,18 @@
-//! The order in which a command is judged: LUN mapped or not, pending unit attention, CDB
-//! decoding, then the handler of the command.
+//! The order in which a command is judged: LUN mapped or not, unit attentions (picked up from
+//! the logical unit's shared state, then reported), CDB decoding, reservation conflicts, a
+//! missing removable medium, then the handler of the command.
 
-use lunar_wire::scsi::{decode, opcode, status, Asc, Cdb, CdbError, Sense, SenseKey};
+use lunar_wire::scsi::{
+    decode, opcode, status, Asc, Cdb, CdbError, Sense, SenseKey, CDB_MAX_LEN_BYTES,
+};
 
-use crate::model::{Decision, LogicalUnit, NexusState};
-use crate::{block, inquiry, mode, opcodes, reply, service};
+use crate::model::{ControlKind, ControlRequest, Decision, LogicalUnit, NexusState};
+use crate::pr::{access_class, read_in};
+use crate::{block, compare, inquiry, mode, opcodes, provisioning, reply, service};
 
 const LOGICAL_UNIT_NOT_SUPPORTED: Sense =
     Sense::new(SenseKey::IllegalRequest, Asc::LOGICAL_UNIT_NOT_SUPPORTED);
+const MEDIUM_NOT_PRESENT: Sense = Sense::new(SenseKey::NotReady, Asc::MEDIUM_NOT_PRESENT);
 
 /// Commands that neither report nor clear a pending unit attention (SPC-4 5.14: INQUIRY and
 /// REPORT LUNS are executed; REQUEST SENSE reports the condition as its data).
@@ -34,7 +39,7 @@ pub(crate) fn decide(
     // A refused command still reports what its CDB asked for, so that the transport's
     // residual tells the initiator how much of that did not move.
     match (decision, decoded) {
-        (Decision::Reply(mut reply), Ok(command)) if reply.status == status::CHECK_CONDITION => {
+        (Decision::Reply(mut reply), Ok(command)) if reply.status != status::GOOD => {
             reply.transfer_len_bytes = asked_len_bytes(&command, lu);
             Decision::Reply(reply)
         }
@@ -48,23 +53,69 @@ fn asked_len_bytes(command: &Cdb, lu: Option<&LogicalUnit>) -> u32 {
     let blocks_len =
         |blocks: u32| u32::try_from(u64::from(blocks) * block_size).unwrap_or(u32::MAX);
     match *command {
-        Cdb::Read(rw) | Cdb::Write(rw) => blocks_len(rw.blocks),
+        Cdb::Read(rw) | Cdb::Write(rw) | Cdb::OrWrite(rw) | Cdb::WriteAtomic(rw) => {
+            blocks_len(rw.blocks)
+        }
         Cdb::WriteAndVerify(verify) => blocks_len(verify.blocks),
         Cdb::Verify(verify) if verify.bytchk != 0 => blocks_len(verify.blocks),
+        Cdb::WriteSame(ws) if !ws.ndob => blocks_len(1),
+        Cdb::CompareAndWrite(caw) => blocks_len(2 * u32::from(caw.blocks)),
         Cdb::Inquiry { alloc_len, .. } | Cdb::ModeSense { alloc_len, .. } => u32::from(alloc_len),
         Cdb::RequestSense { alloc_len, .. } => u32::from(alloc_len),
+        Cdb::PersistentReserveIn { alloc_len, .. } => u32::from(alloc_len),
+        Cdb::Unmap { param_len, .. } => u32::from(param_len),
+        Cdb::PersistentReserveOut { param_len, .. } => param_len,
         Cdb::ReadCapacity10 { .. } => service::READ_CAPACITY_10_LEN_BYTES,
         Cdb::ReadCapacity16 { alloc_len, .. }
+        | Cdb::GetLbaStatus { alloc_len, .. }
         | Cdb::ReadDefectData { alloc_len, .. }
         | Cdb::ReportLuns { alloc_len, .. }
         | Cdb::ReportSupportedOperationCodes { alloc_len, .. } => alloc_len,
         Cdb::TestUnitReady
         | Cdb::Verify(_)
+        | Cdb::WriteSame(_)
         | Cdb::StartStopUnit { .. }
         | Cdb::PreventAllowMediumRemoval { .. }
         | Cdb::SynchronizeCache { .. }
-        | Cdb::PreFetch { .. } => 0,
+        | Cdb::PreFetch { .. }
+        | Cdb::Reserve { .. }
+        | Cdb::Release { .. } => 0,
     }
+}
+
+/// Commands that need the medium in the drive (refused with NOT READY / MEDIUM NOT PRESENT
+/// while a removable medium is out).
+fn needs_medium(command: &Cdb) -> bool {
+    matches!(
+        command,
+        Cdb::TestUnitReady
+            | Cdb::Read(_)
+            | Cdb::Write(_)
+            | Cdb::WriteAndVerify(_)
+            | Cdb::Verify(_)
+            | Cdb::WriteSame(_)
+            | Cdb::Unmap { .. }
+            | Cdb::GetLbaStatus { .. }
+            | Cdb::CompareAndWrite(_)
+            | Cdb::OrWrite(_)
+            | Cdb::WriteAtomic(_)
+            | Cdb::ReadCapacity10 { .. }
+            | Cdb::ReadCapacity16 { .. }
+            | Cdb::SynchronizeCache { .. }
+            | Cdb::PreFetch { .. }
+    )
+}
+
+/// A command for the control thread, carrying its CDB.
+fn control(kind: ControlKind, cdb: &[u8], transfer_len_bytes: u32) -> Decision {
+    let mut bytes = [0u8; CDB_MAX_LEN_BYTES];
+    let len = cdb.len().min(CDB_MAX_LEN_BYTES);
+    bytes[..len].copy_from_slice(&cdb[..len]);
+    Decision::Control(ControlRequest {
+        kind,
+        cdb: bytes,
+        transfer_len_bytes,
+    })
 }
 
 fn decide_mapped(
@@ -76,6 +127,8 @@ fn decide_mapped(
     expected_len_bytes: u32,
     data_out: &[u8],
 ) -> Decision {
+    let shared = &*lu.reservations;
+    nexus.sync_events(shared);
     if !passes_unit_attention(cdb.first().copied()) {
         if let Some(attention) = nexus.pending.take() {
             return reply::fail(attention.sense());
@@ -85,6 +138,14 @@ fn decide_mapped(
         Ok(command) => command,
         Err(error) => return reply::fail(error.sense()),
     };
+    if let Some(class) = access_class(&command) {
+        if !shared.is_unreserved() && shared.conflicts(&nexus.identity, class) {
+            return reply::reservation_conflict();
+        }
+    }
+    if lu.removable && !shared.medium.loaded && needs_medium(&command) {
+        return reply::fail(MEDIUM_NOT_PRESENT);
+    }
     match command {
         Cdb::TestUnitReady => reply::ok(0),
         Cdb::RequestSense { desc, alloc_len } => service::request_sense(nexus, desc, alloc_len),
@@ -92,7 +153,7 @@ fn decide_mapped(
             evpd,
             page_code,
             alloc_len,
-        } => inquiry::inquiry(Some(lu), evpd, page_code, alloc_len),
+        } => inquiry::inquiry(Some(lu), Some(nexus.identity()), evpd, page_code, alloc_len),
         Cdb::ModeSense {
             size,
             dbd,
@@ -125,6 +186,16 @@ fn decide_mapped(
         Cdb::WriteAndVerify(verify) => {
             block::write_and_verify(lu, &verify, expected_len_bytes, data_out)
         }
+        Cdb::WriteSame(ws) => provisioning::write_same(lu, &ws, expected_len_bytes, data_out),
+        Cdb::Unmap { param_len, .. } => {
+            provisioning::unmap(lu, param_len, expected_len_bytes, data_out)
+        }
+        Cdb::GetLbaStatus { lba, alloc_len } => provisioning::get_lba_status(lu, lba, alloc_len),
+        Cdb::CompareAndWrite(caw) => {
+            compare::compare_and_write(lu, &caw, expected_len_bytes, data_out)
+        }
+        Cdb::OrWrite(rw) => compare::or_write(lu, &rw, expected_len_bytes, data_out),
+        Cdb::WriteAtomic(rw) => compare::write_atomic(lu, &rw, expected_len_bytes, data_out),
         Cdb::SynchronizeCache {
             size,
             lba,
@@ -142,16 +213,32 @@ fn decide_mapped(
             power_condition_modifier,
             power_condition,
             no_flush,
-            loej: _,
+            loej,
             start,
-        } => service::start_stop_unit(
-            lu,
-            power_condition,
-            power_condition_modifier,
-            no_flush,
-            start,
-        ),
-        Cdb::PreventAllowMediumRemoval { prevent } => service::prevent_allow(prevent),
+        } => {
+            let decision = service::start_stop_unit(
+                lu,
+                power_condition,
+                power_condition_modifier,
+                no_flush,
+                start,
+            );
+            let valid = !matches!(&decision, Decision::Reply(r) if r.status != status::GOOD);
+            if valid && lu.removable && loej && power_condition == 0 {
+                control(ControlKind::LoadEject, cdb, 0)
+            } else {
+                decision
+            }
+        }
+        Cdb::PreventAllowMediumRemoval { prevent } => {
+            let decision = service::prevent_allow(prevent);
+            let valid = !matches!(&decision, Decision::Reply(r) if r.status != status::GOOD);
+            if valid && lu.removable {
+                control(ControlKind::MediumRemoval, cdb, 0)
+            } else {
+                decision
+            }
+        }
         Cdb::ReadDefectData {
             size,
             req_plist,
@@ -171,12 +258,24 @@ fn decide_mapped(
             requested_service_action,
             alloc_len,
         } => opcodes::report_supported_operation_codes(
+            lu,
             rctd,
             reporting_options,
             requested_opcode,
             requested_service_action,
             alloc_len,
         ),
+        Cdb::PersistentReserveIn { alloc_len, .. } => {
+            match read_in(shared, nexus.identity(), cdb) {
+                Ok(data) => reply::with_data(data, u32::from(alloc_len)),
+                Err(refusal) => Decision::Reply(refusal.reply(u32::from(alloc_len))),
+            }
+        }
+        Cdb::PersistentReserveOut { param_len, .. } => {
+            control(ControlKind::PersistentReserveOut, cdb, param_len)
+        }
+        Cdb::Reserve { .. } => control(ControlKind::Reserve, cdb, 0),
+        Cdb::Release { .. } => control(ControlKind::Release, cdb, 0),
     }
 }
 
@@ -197,7 +296,7 @@ fn decide_unmapped(
             evpd,
             page_code,
             alloc_len,
-        }) => inquiry::inquiry(None, evpd, page_code, alloc_len),
+        }) => inquiry::inquiry(None, None, evpd, page_code, alloc_len),
         Ok(Cdb::ReportLuns {
             select_report,
             alloc_len,

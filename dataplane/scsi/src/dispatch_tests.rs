@@ -1,10 +1,14 @@
 //! Tests of the judging order (unit attentions, unmapped LUNs, unsupported opcodes), of the
 //! reply helpers, and a property test feeding arbitrary CDBs to `decide`.
 
+use std::sync::Arc;
+
 use lunar_wire::scsi::{opcode, status, Asc, Sense, SenseKey};
 use proptest::prelude::*;
 
 use crate::model::*;
+use crate::nexus::NexusId;
+use crate::pr::{PersistentReservation, PrType, Registration, ReservationState};
 use crate::test_support::*;
 use crate::unit_attention::UnitAttention;
 
@@ -35,7 +39,7 @@ fn power_on_attention_is_reported_once_after_exempt_commands() {
 fn attention_comes_before_opcode_checks() {
     let lu = lu();
     let mut nexus = NexusState::new();
-    let unknown = [0x41u8; 10];
+    let unknown = [0x04u8; 6];
     let sense = sense_of(decide(Some(&lu), &[0], &mut nexus, &unknown, 0, &[]));
     assert_eq!(sense.key, SenseKey::UnitAttention);
     let sense = sense_of(decide(Some(&lu), &[0], &mut nexus, &unknown, 0, &[]));
@@ -85,7 +89,7 @@ fn refused_commands_report_what_their_cdb_asked() {
         (status::CHECK_CONDITION, 200)
     );
     // Undecodable: nothing is known.
-    let reply = reply_of(run(&lu(), &[0x41; 10], 512));
+    let reply = reply_of(run(&lu(), &[0x04; 6], 512));
     assert_eq!(reply.transfer_len_bytes, 0);
     // Unmapped LUN, READ (10) of 2 blocks: no block size to go by.
     let read = cdb10(opcode::READ_10, 0, 0, 2);
@@ -95,8 +99,8 @@ fn refused_commands_report_what_their_cdb_asked() {
 
 #[test]
 fn unsupported_commands() {
-    // WRITE SAME (10), UNMAP, PERSISTENT RESERVE IN, MODE SELECT (6), variable length.
-    for opcode in [0x41u8, 0x42, 0x5e, 0x15, 0x7f, 0xc0] {
+    // FORMAT UNIT, MODE SELECT (6), EXTENDED COPY, variable length, vendor specific.
+    for opcode in [0x04u8, 0x15, 0x83, 0x7f, 0xc0] {
         let sense = sense_of(run(&lu(), &[opcode; 16], 0));
         assert_eq!(
             sense.asc,
@@ -104,10 +108,10 @@ fn unsupported_commands() {
             "{opcode:#x}"
         );
     }
-    // GET LBA STATUS: a service action we do not support.
+    // SERVICE ACTION IN (16) 13h: a service action we do not support.
     let mut cdb = [0u8; 16];
     cdb[0] = opcode::SERVICE_ACTION_IN_16;
-    cdb[1] = 0x12;
+    cdb[1] = 0x13;
     let sense = sense_of(run(&lu(), &cdb, 0));
     assert_eq!(sense.asc, Asc::INVALID_FIELD_IN_CDB);
     assert_eq!(sense.field_pointer.map(|p| p.byte), Some(1));
@@ -199,9 +203,21 @@ fn arb_lu() -> impl Strategy<Value = LogicalUnit> {
         any::<bool>(),
         any::<bool>(),
         1u32..4096,
+        any::<[bool; 3]>(),
+        prop_oneof![Just(0u32), 1u32..64],
+        arb_shared_state(),
     )
         .prop_map(
-            |(block_size, num_blocks, read_only, write_cache, max_transfer_blocks)| LogicalUnit {
+            |(
+                block_size,
+                num_blocks,
+                read_only,
+                write_cache,
+                max_transfer_blocks,
+                [removable, thin_provisioning, unmap_reads_zeroes],
+                max_atomic_transfer_blocks,
+                reservations,
+            )| LogicalUnit {
                 block_size,
                 num_blocks,
                 read_only,
@@ -209,8 +225,50 @@ fn arb_lu() -> impl Strategy<Value = LogicalUnit> {
                 volume_name: "prop".to_string(),
                 max_transfer_blocks,
                 write_cache,
+                removable,
+                thin_provisioning,
+                unmap_reads_zeroes,
+                physical_block_exponent: 0,
+                max_atomic_transfer_blocks,
+                reservations: Arc::new(reservations),
             },
         )
+}
+
+/// Shared states the test nexus may meet: nothing, a reservation by another nexus or by it,
+/// an SPC-2 reservation, an ejected medium.
+fn arb_shared_state() -> impl Strategy<Value = ReservationState> {
+    (0u8..6, any::<bool>()).prop_map(|(kind, ejected)| {
+        let mut state = ReservationState::default();
+        let other = nexus_id(2);
+        let registration = |nexus: NexusId, key| Registration {
+            nexus,
+            key,
+            all_target_ports: false,
+        };
+        match kind {
+            1 => {
+                state.registrations.push(registration(other.clone(), 7));
+                state.reservation = Some(PersistentReservation {
+                    holder: other,
+                    pr_type: PrType::ExclusiveAccess,
+                });
+            }
+            2 => {
+                state.registrations.push(registration(other.clone(), 7));
+                state.registrations.push(registration(nexus_id(1), 8));
+                state.reservation = Some(PersistentReservation {
+                    holder: other,
+                    pr_type: PrType::WriteExclusiveRegistrantsOnly,
+                });
+            }
+            3 => state.legacy_holder = Some(other),
+            4 => state.legacy_holder = Some(nexus_id(1)),
+            _ => {}
+        }
+        state.medium.loaded = !ejected;
+        state
+    })
 }
 
 /// Mostly well-formed CDBs of known commands (random bits inside the usage mask, small
@@ -279,7 +337,21 @@ proptest! {
                 let end = io.lba.checked_add(u64::from(io.blocks));
                 prop_assert!(end.is_some_and(|end| end <= lu.num_blocks));
                 prop_assert!(io.lba < lu.num_blocks);
-                let needs_data = matches!(io.op, BlockOp::Write | BlockOp::Compare);
+                prop_assert!(!lu.removable || lu.reservations.medium.loaded);
+                let needs_data = matches!(
+                    io.op,
+                    BlockOp::Write | BlockOp::Compare | BlockOp::OrWrite | BlockOp::WriteAtomic
+                );
+                if io.op == BlockOp::CompareAndWrite {
+                    let bytes = 2 * u64::from(io.blocks) * u64::from(lu.block_size);
+                    prop_assert!(data_out.len() as u64 >= bytes);
+                }
+                if matches!(io.op, BlockOp::Unmap { .. } | BlockOp::Deallocate) {
+                    prop_assert!(lu.thin_provisioning);
+                }
+                if io.op == BlockOp::WriteAtomic {
+                    prop_assert!(io.blocks <= lu.max_atomic_transfer_blocks);
+                }
                 if io.op != BlockOp::Flush {
                     prop_assert!(io.blocks > 0);
                 }
@@ -291,13 +363,21 @@ proptest! {
                 if matches!(io.op, BlockOp::Read | BlockOp::Write | BlockOp::Compare) {
                     prop_assert!(io.blocks <= lu.max_transfer_blocks);
                 }
-                if io.op == BlockOp::Write {
+                if io.op != BlockOp::Flush && io_error_reply(&io).sense[12] == 0x0c {
                     prop_assert!(!lu.read_only);
                     prop_assert!(io.fua || lu.write_cache);
                 }
             }
+            Decision::Control(request) => {
+                prop_assert!(mapped);
+                prop_assert_eq!(&request.cdb[..cdb.len().min(16)], &cdb[..cdb.len().min(16)]);
+            }
             Decision::Reply(reply) => {
-                if reply.status == status::CHECK_CONDITION {
+                if reply.status == status::RESERVATION_CONFLICT {
+                    prop_assert!(mapped);
+                    prop_assert!(!lu.reservations.is_unreserved());
+                    prop_assert!(reply.sense.is_empty() && reply.data_in.is_empty());
+                } else if reply.status == status::CHECK_CONDITION {
                     prop_assert!(Sense::parse(&reply.sense).is_ok());
                     prop_assert!(reply.data_in.is_empty());
                 } else {

@@ -78,7 +78,7 @@ fn supported_pages_are_ascending_and_readable() {
     for page in pages {
         vpd(&lu(), *page);
     }
-    let sense = sense_of(run(&lu(), &inquiry_cdb(true, 0xb2, 255), 255));
+    let sense = sense_of(run(&lu(), &inquiry_cdb(true, 0xb3, 255), 255));
     assert_eq!(sense.asc, Asc::INVALID_FIELD_IN_CDB);
 }
 
@@ -105,7 +105,30 @@ fn device_identification_designators() {
     assert_eq!(&data[24..27], &[0x02, 0x01, 0x00]);
     let len = usize::from(data[27]);
     assert_eq!(&data[28..28 + len], b"LUNAR   vol1");
-    assert_eq!(data.len(), 28 + len);
+    // Then the port the command came through: relative target port 1 (iSCSI, PIV, target
+    // port association, type 4)...
+    let port = &data[28 + len..];
+    assert_eq!(&port[..8], &[0x51, 0x94, 0x00, 4, 0, 0, 0, 1]);
+    // ... the target port name and the target device name, NUL-terminated and padded.
+    assert_eq!(&port[8..10], &[0x53, 0x98]);
+    let name_len = usize::from(port[11]);
+    assert_eq!(name_len % 4, 0);
+    let name = &port[12..12 + name_len];
+    assert!(name.starts_with(b"iqn.2026-11.dev.lunar:t,t,0x0001\0"));
+    let device = &port[12 + name_len..];
+    assert_eq!(&device[..2], &[0x53, 0xa8]);
+    assert!(device[4..].starts_with(b"iqn.2026-11.dev.lunar:t\0"));
+    assert_eq!(device.len(), 4 + usize::from(device[3]));
+}
+
+#[test]
+fn device_identification_without_a_known_port() {
+    let mut nexus = crate::model::NexusState::default();
+    nexus.raise(crate::unit_attention::UnitAttention::PowerOnReset);
+    let cdb = inquiry_cdb(true, VPD_DEVICE_IDENTIFICATION, 1024);
+    let data = data_of(decide(Some(&lu()), &[0], &mut nexus, &cdb, 1024, &[]));
+    let len = usize::from(data[27]);
+    assert_eq!(data.len(), 28 + len, "logical unit designators only");
 }
 
 #[test]
@@ -132,7 +155,8 @@ fn names_are_made_printable() {
     let data = data_of(run(&odd, &inquiry_cdb(false, 0, 96), 96));
     assert!(data[36..56].iter().all(|b| (0x20..=0x7e).contains(b)));
     let page = vpd(&odd, VPD_DEVICE_IDENTIFICATION);
-    assert!(page[28..].iter().all(|b| (0x20..=0x7e).contains(b)));
+    let len = usize::from(page[27]);
+    assert!(page[28..28 + len].iter().all(|b| (0x20..=0x7e).contains(b)));
 }
 
 #[test]
@@ -143,8 +167,69 @@ fn block_limits_page() {
         u32::from_be_bytes([data[8], data[9], data[10], data[11]]),
         MAX_TRANSFER_BLOCKS
     );
-    // No UNMAP: maximum unmap LBA count and descriptor count are 0.
-    assert!(data[20..28].iter().all(|b| *b == 0));
+    let be32 = |at: usize| u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+    assert_eq!(
+        data[4] & 0x01,
+        0,
+        "WSNZ: WRITE SAME of 0 blocks means to the end"
+    );
+    assert_eq!(data[5], 255, "MAXIMUM COMPARE AND WRITE LENGTH");
+    assert_eq!(be32(20), 1 << 20, "MAXIMUM UNMAP LBA COUNT");
+    assert_eq!(be32(24), 256, "MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT");
+    assert_eq!(be32(28), 1, "OPTIMAL UNMAP GRANULARITY");
+    assert_eq!(data[32], 0x80, "UGAVALID, alignment 0");
+    let max_write_same = u64::from(be32(36)) << 32 | u64::from(be32(40));
+    assert_eq!(max_write_same, 64 * 1024 * 1024 / u64::from(BLOCK_SIZE));
+    assert_eq!(be32(44), 0, "no atomic writes");
+
+    // Fully provisioned: no UNMAP limits. Atomic writes: their limit.
+    let thick = LogicalUnit {
+        max_atomic_transfer_blocks: 16,
+        physical_block_exponent: 3,
+        ..thick_lu()
+    };
+    let data = vpd(&thick, VPD_BLOCK_LIMITS);
+    assert!(data[20..36].iter().all(|b| *b == 0));
+    assert_eq!(
+        u16::from_be_bytes([data[6], data[7]]),
+        8,
+        "physical block granularity"
+    );
+    assert_eq!(&data[44..48], &16u32.to_be_bytes());
+    assert!(
+        data[48..56].iter().all(|b| *b == 0),
+        "no alignment or granularity"
+    );
+}
+
+#[test]
+fn logical_block_provisioning_page() {
+    let data = vpd(&lu(), VPD_LOGICAL_BLOCK_PROVISIONING);
+    assert_eq!(data.len(), 8);
+    assert_eq!(
+        data[5],
+        0x80 | 0x40 | 0x20 | 0x04,
+        "LBPU LBPWS LBPWS10 LBPRZ"
+    );
+    assert_eq!(data[6] & 0x07, 0x02, "thin");
+    let no_zeroes = LogicalUnit {
+        unmap_reads_zeroes: false,
+        ..lu()
+    };
+    assert_eq!(vpd(&no_zeroes, VPD_LOGICAL_BLOCK_PROVISIONING)[5], 0xe0);
+    let data = vpd(&thick_lu(), VPD_LOGICAL_BLOCK_PROVISIONING);
+    assert_eq!(&data[4..], &[0, 0, 0, 0], "fully provisioned");
+}
+
+#[test]
+fn removable_medium_bit() {
+    let removable = LogicalUnit {
+        removable: true,
+        ..lu()
+    };
+    let data = data_of(run(&removable, &inquiry_cdb(false, 0, 96), 96));
+    assert_eq!(data[1], 0x80);
+    assert_eq!(data_of(run(&lu(), &inquiry_cdb(false, 0, 96), 96))[1], 0);
 }
 
 #[test]

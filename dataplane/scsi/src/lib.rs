@@ -6,17 +6,23 @@
 //! iSCSI: the reactor passes it CDBs and passes its answers to the transport.
 //!
 //! Modules: [`model`] (the contract: types, [`decide`], reply helpers), `dispatch` (the order
-//! in which a command is judged), `block` (READ/WRITE/VERIFY/SYNCHRONIZE CACHE), `inquiry`
-//! (standard data and VPD pages), `mode` (MODE SENSE), `service` (REQUEST SENSE, READ
-//! CAPACITY, REPORT LUNS, ...), `opcodes` (REPORT SUPPORTED OPERATION CODES) and
-//! [`unit_attention`].
+//! in which a command is judged), `block` (READ/WRITE/VERIFY/SYNCHRONIZE CACHE), `provisioning`
+//! (WRITE SAME, UNMAP, GET LBA STATUS), `compare` (COMPARE AND WRITE, ORWRITE, WRITE ATOMIC),
+//! `inquiry` (standard data and VPD pages), `mode` (MODE SENSE), `service` (REQUEST SENSE,
+//! READ CAPACITY, REPORT LUNS, ...), `opcodes` (REPORT SUPPORTED OPERATION CODES), [`pr`]
+//! (reservations, the removable medium and other state all nexuses share: the state machine
+//! the control thread applies), [`nexus`] (I_T nexus identity) and [`unit_attention`].
 
 mod block;
+mod compare;
 mod dispatch;
 mod inquiry;
 mod mode;
 pub mod model;
+pub mod nexus;
 mod opcodes;
+pub mod pr;
+mod provisioning;
 mod reply;
 mod service;
 pub mod unit_attention;
@@ -26,7 +32,10 @@ mod test_support;
 
 pub use inquiry::{NAA_COMPANY_ID, PRODUCT_ID, VENDOR_ID};
 pub use model::{
-    decide, good_reply, io_error_reply, miscompare_reply, BlockIo, BlockOp, Decision, LogicalUnit,
-    NexusState, ScsiReply,
+    decide, good_reply, io_error_reply, lba_status_reply, miscompare_reply, unmap_ranges, BlockIo,
+    BlockOp, ControlKind, ControlRequest, Decision, LbaExtent, LogicalUnit, NexusState,
+    ProvisioningStatus, ScsiReply,
 };
+pub use nexus::NexusId;
+pub use pr::ReservationState;
 pub use unit_attention::UnitAttention;

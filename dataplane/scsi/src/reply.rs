@@ -1,5 +1,6 @@
 //! Builders of immediate replies: GOOD with parameter data truncated to the allocation
-//! length, GOOD without data, and CHECK CONDITION with fixed-format sense.
+//! length, GOOD without data, CHECK CONDITION with fixed-format sense, and RESERVATION
+//! CONFLICT.
 
 use lunar_wire::scsi::{status, Sense, SenseFormat};
 
@@ -41,6 +42,17 @@ pub(crate) fn check_condition(sense: Sense) -> ScsiReply {
 /// [`check_condition`] as a [`Decision`].
 pub(crate) fn fail(sense: Sense) -> Decision {
     Decision::Reply(check_condition(sense))
+}
+
+/// RESERVATION CONFLICT status, no sense. The transfer length is left 0; `dispatch` fills in
+/// what the CDB asked for.
+pub(crate) fn reservation_conflict() -> Decision {
+    Decision::Reply(ScsiReply {
+        status: status::RESERVATION_CONFLICT,
+        sense: Vec::new(),
+        data_in: Vec::new(),
+        transfer_len_bytes: 0,
+    })
 }
 
 /// [`good`] as a [`Decision`].

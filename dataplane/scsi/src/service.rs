@@ -10,6 +10,12 @@ use crate::unit_attention::UnitAttention;
 
 pub(crate) const READ_CAPACITY_10_LEN_BYTES: u32 = 8;
 const READ_CAPACITY_16_LEN_BYTES: usize = 32;
+/// READ CAPACITY (16) byte 13: LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT.
+const LBPPBE_MASK: u8 = 0x0f;
+/// READ CAPACITY (16) byte 14: LBPME (provisioning management enabled), LBPRZ (deallocated
+/// blocks read as zeros).
+const LBPME: u8 = 0x80;
+const LBPRZ: u8 = 0x40;
 /// RETURNED LOGICAL BLOCK ADDRESS of READ CAPACITY (10) when the capacity needs (16).
 const RC10_LBA_TOO_LARGE: u32 = u32::MAX;
 
@@ -76,8 +82,8 @@ pub(crate) fn read_capacity_10(lu: &LogicalUnit, lba: u32, pmi: bool) -> Decisio
     reply::with_data(data, READ_CAPACITY_10_LEN_BYTES)
 }
 
-/// READ CAPACITY (16): no protection information, one logical block per physical block, no
-/// logical block provisioning (LBPME = 0).
+/// READ CAPACITY (16): no protection information; the logical blocks per physical block
+/// exponent; LBPME for thin logical units, LBPRZ when their deallocated blocks read as zeros.
 pub(crate) fn read_capacity_16(lu: &LogicalUnit, lba: u64, pmi: bool, alloc_len: u32) -> Decision {
     if let Err(sense) = check_pmi(pmi, lba) {
         return reply::fail(sense);
@@ -85,12 +91,20 @@ pub(crate) fn read_capacity_16(lu: &LogicalUnit, lba: u64, pmi: bool, alloc_len:
     let mut data = vec![0u8; READ_CAPACITY_16_LEN_BYTES];
     data[0..8].copy_from_slice(&last_lba(lu).to_be_bytes());
     data[8..12].copy_from_slice(&lu.block_size.to_be_bytes());
+    data[13] = lu.physical_block_exponent & LBPPBE_MASK;
+    if lu.thin_provisioning {
+        data[14] = LBPME;
+        if lu.unmap_reads_zeroes {
+            data[14] |= LBPRZ;
+        }
+    }
     reply::with_data(data, alloc_len)
 }
 
-/// START STOP UNIT (SBC-3 5.20). The medium is not removable and the unit never stops, so
-/// LOEJ and START change nothing; but a stop request without NO_FLUSH first writes the
-/// volatile cache back (a flush of the whole volume).
+/// START STOP UNIT (SBC-3 5.20). The unit never stops, so START changes nothing (LOEJ on a
+/// removable logical unit is handled by `dispatch`, which sends it to the control thread);
+/// but a stop request without NO_FLUSH first writes the volatile cache back (a flush of the
+/// whole volume).
 pub(crate) fn start_stop_unit(
     lu: &LogicalUnit,
     power_condition: u8,
@@ -117,8 +131,9 @@ pub(crate) fn start_stop_unit(
     reply::ok(0)
 }
 
-/// PREVENT ALLOW MEDIUM REMOVAL: the medium cannot be removed anyway; PREVENT values 10b and
-/// 11b are obsolete.
+/// PREVENT ALLOW MEDIUM REMOVAL: PREVENT values 10b and 11b are obsolete. On a fixed medium
+/// nothing else happens (a removable logical unit's prevention is kept by the control
+/// thread, see `dispatch`).
 pub(crate) fn prevent_allow(prevent: u8) -> Decision {
     if prevent > 1 {
         return reply::fail(Sense::invalid_field_in_cdb(4, Some(1)));

@@ -65,7 +65,16 @@ fn read_capacity_16() {
     assert_eq!(&data[8..12], &BLOCK_SIZE.to_be_bytes());
     assert_eq!(data[12], 0, "no protection");
     assert_eq!(data[13], 0, "one logical block per physical block");
-    assert_eq!(data[14] & 0xc0, 0, "no provisioning management");
+    assert_eq!(data[14] & 0xc0, 0xc0, "LBPME and LBPRZ");
+    let thick = data_of(run(&thick_lu(), &rc16(32), 32));
+    assert_eq!(thick[14] & 0xc0, 0, "no provisioning management");
+    let odd = LogicalUnit {
+        physical_block_exponent: 3,
+        unmap_reads_zeroes: false,
+        ..lu()
+    };
+    let data = data_of(run(&odd, &rc16(32), 32));
+    assert_eq!((data[13], data[14] & 0xc0), (3, 0x80));
     for alloc_len in 0..16u32 {
         let reply = reply_of(run(&lu(), &rc16(alloc_len), alloc_len));
         assert_eq!(reply.status, 0);

@@ -1,9 +1,13 @@
 //! Helpers shared by the unit tests: a sample logical unit, CDB builders and accessors that
 //! assert the shape of a decision.
 
+use std::sync::Arc;
+
 use lunar_wire::scsi::{status, Sense};
 
-use crate::model::{decide, BlockIo, Decision, LogicalUnit, NexusState, ScsiReply};
+use crate::model::{decide, BlockIo, ControlRequest, Decision, LogicalUnit, NexusState, ScsiReply};
+use crate::nexus::NexusId;
+use crate::pr::ReservationState;
 use crate::unit_attention::PendingAttentions;
 
 pub(crate) const BLOCK_SIZE: u32 = 512;
@@ -19,7 +23,33 @@ pub(crate) fn lu() -> LogicalUnit {
         volume_name: "vol1".to_string(),
         max_transfer_blocks: MAX_TRANSFER_BLOCKS,
         write_cache: true,
+        removable: false,
+        thin_provisioning: true,
+        unmap_reads_zeroes: true,
+        physical_block_exponent: 0,
+        max_atomic_transfer_blocks: 0,
+        reservations: Arc::new(ReservationState::default()),
     }
+}
+
+/// A fully provisioned logical unit.
+pub(crate) fn thick_lu() -> LogicalUnit {
+    LogicalUnit {
+        thin_provisioning: false,
+        unmap_reads_zeroes: false,
+        ..lu()
+    }
+}
+
+/// The identity of test nexus `n` (distinct initiator ports through one target port).
+pub(crate) fn nexus_id(n: u8) -> NexusId {
+    NexusId::iscsi(
+        &format!("iqn.2026-01.test:host{n}"),
+        [0x40, 0, 0, 0, 0, n],
+        "iqn.2026-11.dev.lunar:t",
+        1,
+        1,
+    )
 }
 
 pub(crate) fn read_only_lu() -> LogicalUnit {
@@ -31,9 +61,14 @@ pub(crate) fn read_only_lu() -> LogicalUnit {
 
 /// A nexus whose power-on unit attention has already been reported.
 pub(crate) fn ready_nexus() -> NexusState {
-    NexusState {
-        pending: PendingAttentions::default(),
-    }
+    ready_nexus_as(nexus_id(1))
+}
+
+/// Nexus `identity`, its power-on unit attention already reported.
+pub(crate) fn ready_nexus_as(identity: NexusId) -> NexusState {
+    let mut nexus = NexusState::for_nexus(Arc::new(identity));
+    nexus.pending = PendingAttentions::default();
+    nexus
 }
 
 /// `decide` on a ready nexus of `lu`, with data-out of `expected_len_bytes` bytes.
@@ -52,7 +87,7 @@ pub(crate) fn run(lu: &LogicalUnit, cdb: &[u8], expected_len_bytes: u32) -> Deci
 pub(crate) fn reply_of(decision: Decision) -> ScsiReply {
     match decision {
         Decision::Reply(reply) => reply,
-        Decision::Io(io) => panic!("expected an immediate reply, got {io:?}"),
+        other => panic!("expected an immediate reply, got {other:?}"),
     }
 }
 
@@ -74,7 +109,14 @@ pub(crate) fn sense_of(decision: Decision) -> Sense {
 pub(crate) fn io_of(decision: Decision) -> BlockIo {
     match decision {
         Decision::Io(io) => io,
-        Decision::Reply(reply) => panic!("expected I/O, got {reply:?}"),
+        other => panic!("expected I/O, got {other:?}"),
+    }
+}
+
+pub(crate) fn control_of(decision: Decision) -> ControlRequest {
+    match decision {
+        Decision::Control(request) => request,
+        other => panic!("expected a control request, got {other:?}"),
     }
 }
 

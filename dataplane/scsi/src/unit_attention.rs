@@ -4,7 +4,7 @@
 use lunar_wire::scsi::{Asc, Sense, SenseKey};
 
 /// A unit attention condition established for one I_T nexus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnitAttention {
     /// POWER ON, RESET, OR BUS DEVICE RESET OCCURRED (29h/00h): a new nexus.
     PowerOnReset,
@@ -12,6 +12,20 @@ pub enum UnitAttention {
     LogicalUnitReset,
     /// I_T NEXUS LOSS OCCURRED (29h/07h).
     ItNexusLoss,
+    /// RESERVATIONS PREEMPTED (2Ah/03h): a CLEAR removed this nexus's registration.
+    ReservationsPreempted,
+    /// RESERVATIONS RELEASED (2Ah/04h): a registrants-only or all-registrants reservation
+    /// this nexus was registered under was released, or its type changed.
+    ReservationsReleased,
+    /// REGISTRATIONS PREEMPTED (2Ah/05h): a PREEMPT (AND ABORT) removed this nexus's
+    /// registration.
+    RegistrationsPreempted,
+    /// COMMANDS CLEARED BY ANOTHER INITIATOR (2Fh/00h): another nexus aborted this nexus's
+    /// tasks (CLEAR TASK SET, PREEMPT AND ABORT).
+    CommandsClearedByAnotherInitiator,
+    /// NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED (28h/00h): a removable medium was
+    /// loaded.
+    MediumMayHaveChanged,
     /// MODE PARAMETERS CHANGED (2Ah/01h).
     ModeParametersChanged,
     /// CAPACITY DATA HAS CHANGED (2Ah/09h): the volume was resized.
@@ -25,10 +39,15 @@ pub enum UnitAttention {
 
 impl UnitAttention {
     /// Every condition, highest reporting priority first.
-    pub const ALL: [UnitAttention; 7] = [
+    pub const ALL: [UnitAttention; 12] = [
         UnitAttention::PowerOnReset,
         UnitAttention::LogicalUnitReset,
         UnitAttention::ItNexusLoss,
+        UnitAttention::ReservationsPreempted,
+        UnitAttention::ReservationsReleased,
+        UnitAttention::RegistrationsPreempted,
+        UnitAttention::CommandsClearedByAnotherInitiator,
+        UnitAttention::MediumMayHaveChanged,
         UnitAttention::ModeParametersChanged,
         UnitAttention::CapacityDataChanged,
         UnitAttention::InquiryDataChanged,
@@ -40,6 +59,13 @@ impl UnitAttention {
             UnitAttention::PowerOnReset => Asc::POWER_ON_RESET_OR_BUS_DEVICE_RESET,
             UnitAttention::LogicalUnitReset => Asc::BUS_DEVICE_RESET_OCCURRED,
             UnitAttention::ItNexusLoss => Asc::I_T_NEXUS_LOSS_OCCURRED,
+            UnitAttention::ReservationsPreempted => Asc::RESERVATIONS_PREEMPTED,
+            UnitAttention::ReservationsReleased => Asc::RESERVATIONS_RELEASED,
+            UnitAttention::RegistrationsPreempted => Asc::REGISTRATIONS_PREEMPTED,
+            UnitAttention::CommandsClearedByAnotherInitiator => {
+                Asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR
+            }
+            UnitAttention::MediumMayHaveChanged => Asc::MEDIUM_MAY_HAVE_CHANGED,
             UnitAttention::ModeParametersChanged => Asc::MODE_PARAMETERS_CHANGED,
             UnitAttention::CapacityDataChanged => Asc::CAPACITY_DATA_HAS_CHANGED,
             UnitAttention::InquiryDataChanged => Asc::INQUIRY_DATA_HAS_CHANGED,
@@ -61,15 +87,15 @@ impl UnitAttention {
         )
     }
 
-    const fn bit(self) -> u8 {
-        1 << (self as u8)
+    const fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
 /// The set of pending conditions of one nexus.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PendingAttentions {
-    bits: u8,
+    bits: u16,
 }
 
 impl PendingAttentions {
@@ -126,7 +152,27 @@ mod tests {
     }
 
     #[test]
+    fn every_condition_has_its_own_bit() {
+        let mut pending = PendingAttentions::default();
+        for attention in UnitAttention::ALL.into_iter().skip(3) {
+            pending.raise(attention);
+        }
+        for attention in UnitAttention::ALL.into_iter().skip(3) {
+            assert_eq!(pending.take(), Some(attention));
+        }
+        assert_eq!(pending.take(), None);
+    }
+
+    #[test]
     fn sense_codes() {
+        assert_eq!(
+            UnitAttention::RegistrationsPreempted.asc(),
+            Asc::new(0x2a, 0x05)
+        );
+        assert_eq!(
+            UnitAttention::MediumMayHaveChanged.asc(),
+            Asc::new(0x28, 0x00)
+        );
         assert_eq!(UnitAttention::PowerOnReset.asc(), Asc::new(0x29, 0x00));
         assert_eq!(
             UnitAttention::ReportedLunsDataChanged.asc(),

@@ -50,10 +50,20 @@ impl<'a, C: LegChooser> StepPlanner<'a, C> {
         }
     }
 
+    /// Append a step, or extend the previous one when the two are one contiguous range
+    /// (sequentially allocated segments, runs of Zero segments): fewer I/Os.
     fn push(&mut self, step: PlanStep) {
-        if !self.faulted {
-            self.out.push(step);
+        if self.faulted {
+            return;
         }
+        let ours = &mut self.out[self.start..];
+        if let Some(last) = ours.last_mut() {
+            if let Some(merged) = merged(*last, step) {
+                *last = merged;
+                return;
+            }
+        }
+        self.out.push(step);
     }
 
     fn push_error(&mut self, len_bytes: u64, at: Reach) {
@@ -81,6 +91,60 @@ impl<'a, C: LegChooser> StepPlanner<'a, C> {
         if latest_of_table != Some(segment) {
             self.out.push(PlanStep::Fault { segment, reason });
         }
+    }
+}
+
+/// `first` and `second` as one step, if `second` continues `first` in the request and, for
+/// device steps, on the same device and mirror leg.
+fn merged(first: PlanStep, second: PlanStep) -> Option<PlanStep> {
+    let (first_start, first_len) = first.request_range()?;
+    let (second_start, second_len) = second.request_range()?;
+    if first_start.checked_add(first_len) != Some(second_start) {
+        return None;
+    }
+    let len_bytes = first_len.checked_add(second_len)?;
+    match (first, second) {
+        (
+            PlanStep::Device {
+                device,
+                device_offset_bytes,
+                mirror_leg,
+                ..
+            },
+            PlanStep::Device {
+                device: second_device,
+                device_offset_bytes: second_offset,
+                mirror_leg: second_leg,
+                ..
+            },
+        ) if device == second_device
+            && mirror_leg == second_leg
+            && device_offset_bytes.checked_add(first_len) == Some(second_offset) =>
+        {
+            Some(PlanStep::Device {
+                device,
+                device_offset_bytes,
+                len_bytes,
+                request_offset_bytes: first_start,
+                mirror_leg,
+            })
+        }
+        (PlanStep::Zero { .. }, PlanStep::Zero { .. }) => Some(PlanStep::Zero {
+            request_offset_bytes: first_start,
+            len_bytes,
+        }),
+        (
+            PlanStep::Error { mirror_leg, .. },
+            PlanStep::Error {
+                mirror_leg: second_leg,
+                ..
+            },
+        ) if mirror_leg == second_leg => Some(PlanStep::Error {
+            request_offset_bytes: first_start,
+            len_bytes,
+            mirror_leg,
+        }),
+        _ => None,
     }
 }
 

@@ -6,8 +6,8 @@
 mod model;
 
 use lunar_volume::{
-    Extent, FirstReadable, IoOp, LegChooser, LegRef, LegSet, NodeId, PlanError, PlanOutcome,
-    PlanStep, ReadPolicy, VolumeMap,
+    FirstReadable, IoOp, LegChooser, LegRef, LegSet, NodeId, PlanError, PlanOutcome, PlanStep,
+    ReadPolicy, VolumeMap,
 };
 use model::{arb_direct_layout, arb_layout, with_request, Outcome};
 use proptest::prelude::*;
@@ -206,27 +206,33 @@ proptest! {
     }
 
     #[test]
-    fn plan_gives_the_device_steps_of_direct_maps((layout, offset, len) in with_request(arb_direct_layout())) {
+    fn plan_and_plan_io_agree_on_direct_maps((layout, offset, len) in with_request(arb_direct_layout())) {
         let map = VolumeMap::try_new(layout).unwrap();
         prop_assert!(map.is_direct());
         let mut extents = Vec::new();
         map.plan(offset, len, &mut extents).unwrap();
+        let mut next = 0;
+        for extent in &extents {
+            prop_assert!(extent.len_bytes > 0);
+            prop_assert_eq!(extent.request_offset_bytes, next);
+            next += extent.len_bytes;
+        }
+        prop_assert_eq!(next, len);
+        let extent_bytes: Vec<Vec<Outcome>> = model::outcomes_of(
+            &extents.iter().map(|extent| PlanStep::Device {
+                device: extent.device,
+                device_offset_bytes: extent.device_offset_bytes,
+                len_bytes: extent.len_bytes,
+                request_offset_bytes: extent.request_offset_bytes,
+                mirror_leg: None,
+            }).collect::<Vec<_>>(),
+            len,
+        );
         for op in [IoOp::Read, IoOp::Write] {
             let (outcome, steps) = plan_steps(&map, op, offset, len, &[]);
             prop_assert_eq!(outcome, PlanOutcome::Ready);
-            let as_extents: Vec<Extent> = steps
-                .iter()
-                .map(|step| match *step {
-                    PlanStep::Device { device, device_offset_bytes, len_bytes, request_offset_bytes, mirror_leg: None } => Extent {
-                        device,
-                        device_offset_bytes,
-                        len_bytes,
-                        request_offset_bytes,
-                    },
-                    other => panic!("direct map planned {other:?}"),
-                })
-                .collect();
-            prop_assert_eq!(&as_extents, &extents);
+            prop_assert!(steps.len() <= extents.len());
+            prop_assert_eq!(&model::outcomes_of(&steps, len), &extent_bytes);
         }
     }
 

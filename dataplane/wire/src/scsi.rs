@@ -8,12 +8,16 @@
 //! (`lunar-scsi`); this module only knows how the bytes are laid out.
 
 pub mod cdb;
+mod cdb_types;
 pub mod command_table;
 pub mod constants;
 pub mod lun;
 pub mod sense;
 
-pub use cdb::{decode, Cdb, CdbError, CdbSize, PageControl, ReadWrite, VerifyCdb};
+pub use cdb::{
+    decode, Cdb, CdbError, CdbSize, CompareAndWriteCdb, PageControl, ReadWrite, VerifyCdb,
+    WriteSameCdb, CDB_MAX_LEN_BYTES,
+};
 pub use command_table::{command_info, CommandInfo, COMMANDS, CONTROL_BYTE_USAGE};
 pub use constants::{opcode, service_action, status, Asc, SenseKey};
 pub use lun::{decode_lun, encode_lun};

@@ -4,169 +4,15 @@
 //! against a logical unit (LBA range, block limits, protection): that is the device model's job.
 
 use super::command_table::{self, CommandInfo, CONTROL_BYTE_MUST_BE_ZERO, SERVICE_ACTION_MASK};
-use super::constants::opcode;
+use super::constants::{opcode, service_action};
 use super::sense::Sense;
+
+pub use super::cdb_types::{
+    Cdb, CdbSize, CompareAndWriteCdb, PageControl, ReadWrite, VerifyCdb, WriteSameCdb,
+};
 
 /// Longest CDB this decoder handles.
 pub const CDB_MAX_LEN_BYTES: usize = 16;
-
-/// Which variant of a command family the CDB is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CdbSize {
-    Six,
-    Ten,
-    Twelve,
-    Sixteen,
-}
-
-impl CdbSize {
-    pub const fn len_bytes(self) -> u16 {
-        match self {
-            CdbSize::Six => 6,
-            CdbSize::Ten => 10,
-            CdbSize::Twelve => 12,
-            CdbSize::Sixteen => 16,
-        }
-    }
-
-    /// Byte offset of the LOGICAL BLOCK ADDRESS field in READ/WRITE/VERIFY style CDBs.
-    pub const fn lba_offset(self) -> u16 {
-        match self {
-            CdbSize::Six => 1,
-            _ => 2,
-        }
-    }
-
-    /// Byte offset of the TRANSFER LENGTH (or VERIFICATION LENGTH, NUMBER OF LOGICAL BLOCKS)
-    /// field in READ/WRITE/VERIFY/SYNCHRONIZE CACHE style CDBs.
-    pub const fn transfer_len_offset(self) -> u16 {
-        match self {
-            CdbSize::Six => 4,
-            CdbSize::Ten => 7,
-            CdbSize::Twelve => 6,
-            CdbSize::Sixteen => 10,
-        }
-    }
-}
-
-/// READ / WRITE (6), (10), (12), (16).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadWrite {
-    pub size: CdbSize,
-    pub lba: u64,
-    /// Transfer length in logical blocks (READ/WRITE (6): 0 already turned into 256).
-    pub blocks: u32,
-    /// RDPROTECT / WRPROTECT.
-    pub protect: u8,
-    pub dpo: bool,
-    pub fua: bool,
-    pub group: u8,
-}
-
-/// VERIFY and WRITE AND VERIFY (10), (12), (16).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VerifyCdb {
-    pub size: CdbSize,
-    pub lba: u64,
-    /// Verification length (VERIFY) or transfer length (WRITE AND VERIFY) in logical blocks.
-    pub blocks: u32,
-    /// VRPROTECT / WRPROTECT.
-    pub protect: u8,
-    pub dpo: bool,
-    /// BYTCHK (two bits): 00b no data-out comparison, 01b compare with data-out.
-    pub bytchk: u8,
-    pub group: u8,
-}
-
-/// PC field of MODE SENSE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageControl {
-    Current,
-    Changeable,
-    Default,
-    Saved,
-}
-
-/// A decoded CDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cdb {
-    TestUnitReady,
-    RequestSense {
-        desc: bool,
-        alloc_len: u8,
-    },
-    Read(ReadWrite),
-    Write(ReadWrite),
-    Inquiry {
-        evpd: bool,
-        page_code: u8,
-        alloc_len: u16,
-    },
-    ModeSense {
-        size: CdbSize,
-        dbd: bool,
-        llbaa: bool,
-        page_control: PageControl,
-        page_code: u8,
-        subpage_code: u8,
-        alloc_len: u16,
-    },
-    StartStopUnit {
-        immed: bool,
-        power_condition_modifier: u8,
-        power_condition: u8,
-        no_flush: bool,
-        loej: bool,
-        start: bool,
-    },
-    PreventAllowMediumRemoval {
-        prevent: u8,
-    },
-    ReadCapacity10 {
-        lba: u32,
-        pmi: bool,
-    },
-    ReadCapacity16 {
-        lba: u64,
-        pmi: bool,
-        alloc_len: u32,
-    },
-    WriteAndVerify(VerifyCdb),
-    Verify(VerifyCdb),
-    SynchronizeCache {
-        size: CdbSize,
-        lba: u64,
-        /// 0 means "to the last logical block".
-        blocks: u32,
-        immed: bool,
-    },
-    PreFetch {
-        size: CdbSize,
-        lba: u64,
-        blocks: u32,
-        immed: bool,
-    },
-    ReadDefectData {
-        size: CdbSize,
-        req_plist: bool,
-        req_glist: bool,
-        format: u8,
-        /// READ DEFECT DATA (12) only; 0 for (10).
-        address_descriptor_index: u32,
-        alloc_len: u32,
-    },
-    ReportLuns {
-        select_report: u8,
-        alloc_len: u32,
-    },
-    ReportSupportedOperationCodes {
-        rctd: bool,
-        reporting_options: u8,
-        requested_opcode: u8,
-        requested_service_action: u16,
-        alloc_len: u32,
-    },
-}
 
 /// Why a CDB was refused. Small and `Copy`: it lives on the hot path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,11 +300,15 @@ pub fn decode(cdb: &[u8]) -> Result<Cdb, CdbError> {
             address_descriptor_index: be32(&b, 2),
             alloc_len: be32(&b, 6),
         },
-        opcode::SERVICE_ACTION_IN_16 => Cdb::ReadCapacity16 {
-            lba: be64(&b, 2),
-            pmi: bit(b[14], 0),
-            alloc_len: be32(&b, 10),
-        },
+        opcode::SERVICE_ACTION_IN_16
+            if info.service_action == Some(service_action::READ_CAPACITY_16) =>
+        {
+            Cdb::ReadCapacity16 {
+                lba: be64(&b, 2),
+                pmi: bit(b[14], 0),
+                alloc_len: be32(&b, 10),
+            }
+        }
         opcode::REPORT_LUNS => Cdb::ReportLuns {
             select_report: b[2],
             alloc_len: be32(&b, 6),
@@ -470,6 +320,84 @@ pub fn decode(cdb: &[u8]) -> Result<Cdb, CdbError> {
             requested_service_action: be16(&b, 4),
             alloc_len: be32(&b, 6),
         },
+        _ => return decode_more(info, &b),
+    };
+    Ok(decoded)
+}
+
+/// The commands added for provisioning, atomic writes and reservations.
+fn decode_more(info: &CommandInfo, b: &[u8; CDB_MAX_LEN_BYTES]) -> Result<Cdb, CdbError> {
+    let decoded = match info.opcode {
+        opcode::WRITE_SAME_10 => Cdb::WriteSame(WriteSameCdb {
+            size: CdbSize::Ten,
+            lba: u64::from(be32(b, 2)),
+            blocks: u32::from(be16(b, 7)),
+            protect: b[1] >> 5,
+            unmap: bit(b[1], 3),
+            ndob: false,
+            group: b[6] & 0x3f,
+        }),
+        opcode::WRITE_SAME_16 => Cdb::WriteSame(WriteSameCdb {
+            size: CdbSize::Sixteen,
+            lba: be64(b, 2),
+            blocks: be32(b, 10),
+            protect: b[1] >> 5,
+            unmap: bit(b[1], 3),
+            ndob: bit(b[1], 0),
+            group: b[14] & 0x3f,
+        }),
+        opcode::UNMAP => Cdb::Unmap {
+            group: b[6] & 0x3f,
+            param_len: be16(b, 7),
+        },
+        opcode::COMPARE_AND_WRITE => Cdb::CompareAndWrite(CompareAndWriteCdb {
+            lba: be64(b, 2),
+            blocks: b[13],
+            protect: b[1] >> 5,
+            dpo: bit(b[1], 4),
+            fua: bit(b[1], 3),
+            group: b[14] & 0x3f,
+        }),
+        opcode::ORWRITE_16 | opcode::WRITE_ATOMIC_16 => {
+            let atomic = info.opcode == opcode::WRITE_ATOMIC_16;
+            let rw = ReadWrite {
+                size: CdbSize::Sixteen,
+                lba: be64(b, 2),
+                // WRITE ATOMIC (16) has a 2-byte TRANSFER LENGTH after the ATOMIC BOUNDARY.
+                blocks: if atomic {
+                    u32::from(be16(b, 12))
+                } else {
+                    be32(b, 10)
+                },
+                protect: b[1] >> 5,
+                dpo: bit(b[1], 4),
+                fua: bit(b[1], 3),
+                group: b[14] & 0x3f,
+            };
+            if atomic {
+                Cdb::WriteAtomic(rw)
+            } else {
+                Cdb::OrWrite(rw)
+            }
+        }
+        opcode::PERSISTENT_RESERVE_IN => Cdb::PersistentReserveIn {
+            service_action: b[1] & SERVICE_ACTION_MASK,
+            alloc_len: be16(b, 7),
+        },
+        opcode::PERSISTENT_RESERVE_OUT => Cdb::PersistentReserveOut {
+            service_action: b[1] & SERVICE_ACTION_MASK,
+            scope: b[2] >> 4,
+            pr_type: b[2] & 0x0f,
+            param_len: be32(b, 5),
+        },
+        opcode::RESERVE_6 => Cdb::Reserve { size: CdbSize::Six },
+        opcode::RESERVE_10 => Cdb::Reserve { size: CdbSize::Ten },
+        opcode::RELEASE_6 => Cdb::Release { size: CdbSize::Six },
+        opcode::RELEASE_10 => Cdb::Release { size: CdbSize::Ten },
+        opcode::SERVICE_ACTION_IN_16 => Cdb::GetLbaStatus {
+            lba: be64(b, 2),
+            alloc_len: be32(b, 10),
+        },
         other => return Err(CdbError::UnsupportedOpcode(other)),
     };
     Ok(decoded)
@@ -478,3 +406,7 @@ pub fn decode(cdb: &[u8]) -> Result<Cdb, CdbError> {
 #[cfg(test)]
 #[path = "cdb_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "cdb_more_tests.rs"]
+mod more_tests;

@@ -65,6 +65,18 @@ pub static COMMANDS: &[CommandInfo] = &[
         usage: &[0x12, 0x01, 0xff, 0xff, 0xff, C],
     },
     CommandInfo {
+        opcode: 0x16,
+        service_action: None,
+        name: "RESERVE (6)",
+        usage: &[0x16, 0x00, 0x00, 0x00, 0x00, C],
+    },
+    CommandInfo {
+        opcode: 0x17,
+        service_action: None,
+        name: "RELEASE (6)",
+        usage: &[0x17, 0x00, 0x00, 0x00, 0x00, C],
+    },
+    CommandInfo {
         opcode: 0x1a,
         service_action: None,
         name: "MODE SENSE (6)",
@@ -131,10 +143,106 @@ pub static COMMANDS: &[CommandInfo] = &[
         usage: &[0x37, 0x00, 0x1f, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, C],
     },
     CommandInfo {
+        opcode: 0x41,
+        service_action: None,
+        name: "WRITE SAME (10)",
+        usage: &[0x41, 0xe8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x42,
+        service_action: None,
+        name: "UNMAP",
+        usage: &[0x42, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x56,
+        service_action: None,
+        name: "RESERVE (10)",
+        usage: &[0x56, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, C],
+    },
+    CommandInfo {
+        opcode: 0x57,
+        service_action: None,
+        name: "RELEASE (10)",
+        usage: &[0x57, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, C],
+    },
+    CommandInfo {
         opcode: 0x5a,
         service_action: None,
         name: "MODE SENSE (10)",
         usage: &[0x5a, 0x18, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5e,
+        service_action: Some(0x00),
+        name: "PERSISTENT RESERVE IN READ KEYS",
+        usage: &[0x5e, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5e,
+        service_action: Some(0x01),
+        name: "PERSISTENT RESERVE IN READ RESERVATION",
+        usage: &[0x5e, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5e,
+        service_action: Some(0x02),
+        name: "PERSISTENT RESERVE IN REPORT CAPABILITIES",
+        usage: &[0x5e, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5e,
+        service_action: Some(0x03),
+        name: "PERSISTENT RESERVE IN READ FULL STATUS",
+        usage: &[0x5e, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x00),
+        name: "PERSISTENT RESERVE OUT REGISTER",
+        usage: &[0x5f, 0x00, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x01),
+        name: "PERSISTENT RESERVE OUT RESERVE",
+        usage: &[0x5f, 0x01, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x02),
+        name: "PERSISTENT RESERVE OUT RELEASE",
+        usage: &[0x5f, 0x02, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x03),
+        name: "PERSISTENT RESERVE OUT CLEAR",
+        usage: &[0x5f, 0x03, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x04),
+        name: "PERSISTENT RESERVE OUT PREEMPT",
+        usage: &[0x5f, 0x04, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x05),
+        name: "PERSISTENT RESERVE OUT PREEMPT AND ABORT",
+        usage: &[0x5f, 0x05, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x06),
+        name: "PERSISTENT RESERVE OUT REGISTER AND IGNORE EXISTING KEY",
+        usage: &[0x5f, 0x06, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
+    },
+    CommandInfo {
+        opcode: 0x5f,
+        service_action: Some(0x07),
+        name: "PERSISTENT RESERVE OUT REGISTER AND MOVE",
+        usage: &[0x5f, 0x07, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, C],
     },
     CommandInfo {
         opcode: 0x88,
@@ -146,11 +254,29 @@ pub static COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        opcode: 0x89,
+        service_action: None,
+        name: "COMPARE AND WRITE",
+        usage: &[
+            0x89, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0xff,
+            0x3f, C,
+        ],
+    },
+    CommandInfo {
         opcode: 0x8a,
         service_action: None,
         name: "WRITE (16)",
         usage: &[
             0x8a, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x3f, C,
+        ],
+    },
+    CommandInfo {
+        opcode: 0x8b,
+        service_action: None,
+        name: "ORWRITE (16)",
+        usage: &[
+            0x8b, 0xfa, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
             0x3f, C,
         ],
     },
@@ -191,12 +317,39 @@ pub static COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        opcode: 0x93,
+        service_action: None,
+        name: "WRITE SAME (16)",
+        usage: &[
+            0x93, 0xe9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x3f, C,
+        ],
+    },
+    CommandInfo {
+        opcode: 0x9c,
+        service_action: None,
+        name: "WRITE ATOMIC (16)",
+        usage: &[
+            0x9c, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff,
+            0x3f, C,
+        ],
+    },
+    CommandInfo {
         opcode: 0x9e,
         service_action: Some(0x10),
         name: "READ CAPACITY (16)",
         usage: &[
             0x9e, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
             0x01, C,
+        ],
+    },
+    CommandInfo {
+        opcode: 0x9e,
+        service_action: Some(0x12),
+        name: "GET LBA STATUS",
+        usage: &[
+            0x9e, 0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x00, C,
         ],
     },
     CommandInfo {
@@ -312,9 +465,15 @@ mod tests {
             command_info(0x9e, Some(0x10)).unwrap().name,
             "READ CAPACITY (16)"
         );
-        assert!(command_info(0x9e, Some(0x12)).is_none());
+        assert_eq!(
+            command_info(0x9e, Some(0x12)).unwrap().name,
+            "GET LBA STATUS"
+        );
+        assert!(command_info(0x9e, Some(0x13)).is_none());
+        assert!(command_info(0x5e, Some(0x04)).is_none());
+        assert!(has_service_actions(0x5f));
         assert!(command_info(0x9e, None).is_none());
-        assert!(command_info(0x41, None).is_none());
+        assert!(command_info(0x04, None).is_none());
         assert!(has_service_actions(0xa3));
         assert!(!has_service_actions(0x28));
     }

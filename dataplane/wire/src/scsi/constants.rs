@@ -25,11 +25,14 @@ pub mod opcode {
     pub const WRITE_SAME_10: u8 = 0x41;
     pub const UNMAP: u8 = 0x42;
     pub const MODE_SELECT_10: u8 = 0x55;
+    pub const RESERVE_10: u8 = 0x56;
+    pub const RELEASE_10: u8 = 0x57;
     pub const MODE_SENSE_10: u8 = 0x5a;
     pub const PERSISTENT_RESERVE_IN: u8 = 0x5e;
     pub const PERSISTENT_RESERVE_OUT: u8 = 0x5f;
     pub const VARIABLE_LENGTH: u8 = 0x7f;
     pub const EXTENDED_COPY: u8 = 0x83;
+    pub const RECEIVE_COPY_RESULTS: u8 = 0x84;
     pub const READ_16: u8 = 0x88;
     pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8a;
@@ -39,6 +42,7 @@ pub mod opcode {
     pub const PRE_FETCH_16: u8 = 0x90;
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     pub const WRITE_SAME_16: u8 = 0x93;
+    pub const WRITE_ATOMIC_16: u8 = 0x9c;
     pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
     pub const REPORT_LUNS: u8 = 0xa0;
     pub const MAINTENANCE_IN: u8 = 0xa3;
@@ -59,6 +63,27 @@ pub mod service_action {
     pub const REPORT_SUPPORTED_OPERATION_CODES: u8 = 0x0c;
     /// MAINTENANCE IN → REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS.
     pub const REPORT_SUPPORTED_TMFS: u8 = 0x0d;
+
+    /// PERSISTENT RESERVE IN service actions (SPC-4 6.16).
+    pub const PR_IN_READ_KEYS: u8 = 0x00;
+    pub const PR_IN_READ_RESERVATION: u8 = 0x01;
+    pub const PR_IN_REPORT_CAPABILITIES: u8 = 0x02;
+    pub const PR_IN_READ_FULL_STATUS: u8 = 0x03;
+
+    /// PERSISTENT RESERVE OUT service actions (SPC-4 6.17).
+    pub const PR_OUT_REGISTER: u8 = 0x00;
+    pub const PR_OUT_RESERVE: u8 = 0x01;
+    pub const PR_OUT_RELEASE: u8 = 0x02;
+    pub const PR_OUT_CLEAR: u8 = 0x03;
+    pub const PR_OUT_PREEMPT: u8 = 0x04;
+    pub const PR_OUT_PREEMPT_AND_ABORT: u8 = 0x05;
+    pub const PR_OUT_REGISTER_AND_IGNORE_EXISTING_KEY: u8 = 0x06;
+    pub const PR_OUT_REGISTER_AND_MOVE: u8 = 0x07;
+
+    /// EXTENDED COPY (LID1) and RECEIVE COPY RESULTS service actions (SPC-4 6.4, 6.18).
+    pub const EXTENDED_COPY_LID1: u8 = 0x00;
+    pub const RECEIVE_COPY_STATUS_LID1: u8 = 0x00;
+    pub const RECEIVE_COPY_OPERATING_PARAMETERS: u8 = 0x03;
 }
 
 /// SCSI status byte values (SAM-5 5.3).
@@ -146,18 +171,28 @@ impl Asc {
     pub const INVALID_FIELD_IN_CDB: Asc = Asc::new(0x24, 0x00);
     pub const LOGICAL_UNIT_NOT_SUPPORTED: Asc = Asc::new(0x25, 0x00);
     pub const INVALID_FIELD_IN_PARAMETER_LIST: Asc = Asc::new(0x26, 0x00);
+    /// A RELEASE of a persistent reservation named another type or scope than the one held.
+    pub const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: Asc = Asc::new(0x26, 0x04);
     pub const WRITE_PROTECTED: Asc = Asc::new(0x27, 0x00);
+    /// NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED: a removable medium was loaded.
+    pub const MEDIUM_MAY_HAVE_CHANGED: Asc = Asc::new(0x28, 0x00);
     pub const POWER_ON_RESET_OR_BUS_DEVICE_RESET: Asc = Asc::new(0x29, 0x00);
     pub const POWER_ON_OCCURRED: Asc = Asc::new(0x29, 0x01);
     pub const BUS_DEVICE_RESET_OCCURRED: Asc = Asc::new(0x29, 0x03);
     pub const I_T_NEXUS_LOSS_OCCURRED: Asc = Asc::new(0x29, 0x07);
     pub const MODE_PARAMETERS_CHANGED: Asc = Asc::new(0x2a, 0x01);
+    pub const RESERVATIONS_PREEMPTED: Asc = Asc::new(0x2a, 0x03);
+    pub const RESERVATIONS_RELEASED: Asc = Asc::new(0x2a, 0x04);
+    pub const REGISTRATIONS_PREEMPTED: Asc = Asc::new(0x2a, 0x05);
     pub const CAPACITY_DATA_HAS_CHANGED: Asc = Asc::new(0x2a, 0x09);
+    pub const COMMANDS_CLEARED_BY_ANOTHER_INITIATOR: Asc = Asc::new(0x2f, 0x00);
     pub const SAVING_PARAMETERS_NOT_SUPPORTED: Asc = Asc::new(0x39, 0x00);
     pub const MEDIUM_NOT_PRESENT: Asc = Asc::new(0x3a, 0x00);
     pub const INQUIRY_DATA_HAS_CHANGED: Asc = Asc::new(0x3f, 0x03);
     pub const REPORTED_LUNS_DATA_HAS_CHANGED: Asc = Asc::new(0x3f, 0x0e);
     pub const INTERNAL_TARGET_FAILURE: Asc = Asc::new(0x44, 0x00);
+    pub const MEDIUM_REMOVAL_PREVENTED: Asc = Asc::new(0x53, 0x02);
+    pub const INSUFFICIENT_REGISTRATION_RESOURCES: Asc = Asc::new(0x55, 0x04);
 }
 
 #[cfg(test)]
