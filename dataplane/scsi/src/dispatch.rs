@@ -226,6 +226,8 @@ fn decide_mapped(
             let valid = !matches!(&decision, Decision::Reply(r) if r.status != status::GOOD);
             if valid && lu.removable && loej && power_condition == 0 {
                 control(ControlKind::LoadEject, cdb, 0)
+            } else if lu.removable && !shared.medium.loaded && valid {
+                reply::ok(0) // No medium, no cache of it to write back.
             } else {
                 decision
             }

@@ -119,7 +119,7 @@ pub(crate) fn start_stop_unit(
         return reply::fail(Sense::invalid_field_in_cdb(3, Some(3)));
     }
     let stopping = power_condition == 0 && !start;
-    if stopping && !no_flush && !lu.read_only {
+    if stopping && !no_flush && !lu.read_only && lu.num_blocks > 0 {
         return Decision::Io(BlockIo {
             op: BlockOp::Flush,
             lba: 0,
