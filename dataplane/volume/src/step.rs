@@ -43,7 +43,8 @@ pub enum PlanStep {
     /// Read or write `len_bytes` at `device_offset_bytes` of `device`, to or from the buffer at
     /// `request_offset_bytes`. `mirror_leg` is the innermost mirror leg the bytes belong to:
     /// a failed read is planned again without it ([`crate::VolumeMap::plan_read_retry`]), a
-    /// failed write makes it faulty.
+    /// failed write makes it faulty. Pieces that continue each other on the same device and
+    /// leg (segments allocated one after another) are one step.
     Device {
         device: DeviceId,
         device_offset_bytes: u64,
