@@ -8,7 +8,7 @@ use lunar_wire::scsi::{
 
 use crate::model::{ControlKind, ControlRequest, Decision, LogicalUnit, NexusState};
 use crate::pr::{access_class, read_in};
-use crate::{block, compare, inquiry, mode, opcodes, provisioning, reply, service};
+use crate::{block, compare, copy, inquiry, mode, opcodes, provisioning, reply, service};
 
 const LOGICAL_UNIT_NOT_SUPPORTED: Sense =
     Sense::new(SenseKey::IllegalRequest, Asc::LOGICAL_UNIT_NOT_SUPPORTED);
@@ -64,7 +64,8 @@ fn asked_len_bytes(command: &Cdb, lu: Option<&LogicalUnit>) -> u32 {
         Cdb::RequestSense { alloc_len, .. } => u32::from(alloc_len),
         Cdb::PersistentReserveIn { alloc_len, .. } => u32::from(alloc_len),
         Cdb::Unmap { param_len, .. } => u32::from(param_len),
-        Cdb::PersistentReserveOut { param_len, .. } => param_len,
+        Cdb::PersistentReserveOut { param_len, .. } | Cdb::ExtendedCopy { param_len } => param_len,
+        Cdb::ReceiveCopyResults { alloc_len, .. } => alloc_len,
         Cdb::ReadCapacity10 { .. } => service::READ_CAPACITY_10_LEN_BYTES,
         Cdb::ReadCapacity16 { alloc_len, .. }
         | Cdb::GetLbaStatus { alloc_len, .. }
@@ -103,6 +104,7 @@ fn needs_medium(command: &Cdb) -> bool {
             | Cdb::ReadCapacity16 { .. }
             | Cdb::SynchronizeCache { .. }
             | Cdb::PreFetch { .. }
+            | Cdb::ExtendedCopy { .. }
     )
 }
 
@@ -276,6 +278,14 @@ fn decide_mapped(
         Cdb::PersistentReserveOut { param_len, .. } => {
             control(ControlKind::PersistentReserveOut, cdb, param_len)
         }
+        Cdb::ExtendedCopy { param_len } => {
+            copy::extended_copy(lu, nexus, param_len, expected_len_bytes, data_out)
+        }
+        Cdb::ReceiveCopyResults {
+            service_action,
+            list_id,
+            alloc_len,
+        } => copy::receive_copy_results(lu, nexus, service_action, list_id, alloc_len),
         Cdb::Reserve { .. } => control(ControlKind::Reserve, cdb, 0),
         Cdb::Release { .. } => control(ControlKind::Release, cdb, 0),
     }

@@ -99,8 +99,8 @@ fn refused_commands_report_what_their_cdb_asked() {
 
 #[test]
 fn unsupported_commands() {
-    // FORMAT UNIT, MODE SELECT (6), EXTENDED COPY, variable length, vendor specific.
-    for opcode in [0x04u8, 0x15, 0x83, 0x7f, 0xc0] {
+    // FORMAT UNIT, MODE SELECT (6), WRITE BUFFER, variable length, vendor specific.
+    for opcode in [0x04u8, 0x15, 0x3b, 0x7f, 0xc0] {
         let sense = sense_of(run(&lu(), &[opcode; 16], 0));
         assert_eq!(
             sense.asc,

@@ -44,6 +44,8 @@ const VERSION_SPC4: u8 = 0x06;
 /// HISUP (hierarchical LUN support) and RESPONSE DATA FORMAT 2.
 const HISUP_RESPONSE_FORMAT_2: u8 = 0x12;
 const CMDQUE: u8 = 0x02;
+/// Standard INQUIRY byte 5: 3PC, third-party copy (EXTENDED COPY) is supported.
+const THIRD_PARTY_COPY: u8 = 0x08;
 
 pub const VPD_SUPPORTED_PAGES: u8 = 0x00;
 pub const VPD_UNIT_SERIAL_NUMBER: u8 = 0x80;
@@ -147,6 +149,9 @@ pub(crate) fn standard_inquiry(lu: Option<&LogicalUnit>) -> Vec<u8> {
     data[2] = VERSION_SPC4;
     data[3] = HISUP_RESPONSE_FORMAT_2;
     data[4] = (STANDARD_INQUIRY_LEN_BYTES - 5) as u8;
+    if lu.is_some() {
+        data[5] = THIRD_PARTY_COPY;
+    }
     data[7] = CMDQUE;
     data[8..16].copy_from_slice(VENDOR_ID);
     data[16..32].copy_from_slice(PRODUCT_ID);

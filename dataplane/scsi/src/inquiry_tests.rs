@@ -229,6 +229,7 @@ fn removable_medium_bit() {
     };
     let data = data_of(run(&removable, &inquiry_cdb(false, 0, 96), 96));
     assert_eq!(data[1], 0x80);
+    assert_eq!(data[5] & 0x08, 0x08, "3PC: EXTENDED COPY");
     assert_eq!(data_of(run(&lu(), &inquiry_cdb(false, 0, 96), 96))[1], 0);
 }
 

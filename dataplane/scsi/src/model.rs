@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use lunar_wire::scsi::{status, Asc, Sense, SenseKey, CDB_MAX_LEN_BYTES};
 
+use crate::copy::HeldCopy;
 use crate::nexus::NexusId;
 use crate::pr::ReservationState;
 use crate::reply;
@@ -72,6 +73,8 @@ pub struct NexusState {
     pub(crate) identity: Arc<NexusId>,
     /// The logical unit's unit-attention sequence number this nexus has seen up to.
     pub(crate) seen_event_seq: Option<u64>,
+    /// Results of this nexus's EXTENDED COPY commands, for RECEIVE COPY RESULTS.
+    pub(crate) held_copies: Vec<HeldCopy>,
 }
 
 impl Default for NexusState {
@@ -97,6 +100,7 @@ impl NexusState {
             pending,
             identity,
             seen_event_seq: None,
+            held_copies: Vec::new(),
         }
     }
 
@@ -188,6 +192,20 @@ pub enum BlockOp {
     /// bytes of the data-out into it byte by byte, write the result back (durable first with
     /// `fua`). Then [`good_reply`].
     OrWrite,
+    /// EXTENDED COPY: copy, in order, each segment of the data-out parameter list iterated with
+    /// [`copy_segments`]`(&data_out)` — `(source lba, destination lba, blocks)`, `segments` of
+    /// them, all on this logical unit's medium (checked) — by reading the source blocks and
+    /// writing them to the destination (durable first with `fua`); when a segment's source and
+    /// destination overlap with the destination after the source, copy it from its end
+    /// backwards. `lba` is the first destination and `blocks` the total (for statistics).
+    /// Then call [`NexusState::copy_finished`] on the command's nexus (with whether it
+    /// succeeded), and answer [`good_reply`] (or [`io_error_reply`]).
+    ExtendedCopy {
+        segments: u16,
+        list_id: u8,
+        /// The nexus holds the copy's result under `list_id` (for RECEIVE COPY RESULTS).
+        held: bool,
+    },
     /// WRITE ATOMIC (16) (serialized, see above): write the first `blocks * block_size`
     /// bytes of the data-out as a single write that is all or nothing also across a crash —
     /// one `pwritev2`/io_uring write with `RWF_ATOMIC` to the one backing extent (`blocks` is
@@ -283,7 +301,7 @@ pub fn decide(
 
 /// The reply to send when the backend I/O of a `BlockIo` failed: MEDIUM ERROR with
 /// UNRECOVERED READ ERROR for reads, verifies and compares, WRITE ERROR for writes and
-/// flushes.
+/// flushes; COPY ABORTED with WRITE ERROR for an EXTENDED COPY.
 pub fn io_error_reply(io: &BlockIo) -> ScsiReply {
     let asc = match io.op {
         BlockOp::Read | BlockOp::Verify | BlockOp::Compare | BlockOp::GetLbaStatus => {
@@ -297,9 +315,14 @@ pub fn io_error_reply(io: &BlockIo) -> ScsiReply {
         | BlockOp::Unmap { .. }
         | BlockOp::CompareAndWrite
         | BlockOp::OrWrite
-        | BlockOp::WriteAtomic => Asc::WRITE_ERROR,
+        | BlockOp::WriteAtomic
+        | BlockOp::ExtendedCopy { .. } => Asc::WRITE_ERROR,
     };
-    let mut reply = reply::check_condition(Sense::new(SenseKey::MediumError, asc));
+    let key = match io.op {
+        BlockOp::ExtendedCopy { .. } => SenseKey::CopyAborted,
+        _ => SenseKey::MediumError,
+    };
+    let mut reply = reply::check_condition(Sense::new(key, asc));
     reply.transfer_len_bytes = io.transfer_len_bytes;
     reply
 }
@@ -327,4 +350,5 @@ pub fn miscompare_reply(io: &BlockIo, offset_bytes: u64) -> ScsiReply {
     reply
 }
 
+pub use crate::copy::copy_segments;
 pub use crate::provisioning::{lba_status_reply, unmap_ranges, LbaExtent, ProvisioningStatus};

@@ -80,7 +80,9 @@ pub(crate) fn access_class(command: &Cdb) -> Option<AccessClass> {
         | Cdb::WriteAtomic(_)
         | Cdb::SynchronizeCache { .. }
         | Cdb::ModeSense { .. }
-        | Cdb::ReadDefectData { .. } => class(Access::Exclusive, false),
+        | Cdb::ReadDefectData { .. }
+        | Cdb::ExtendedCopy { .. }
+        | Cdb::ReceiveCopyResults { .. } => class(Access::Exclusive, false),
         Cdb::PersistentReserveOut { .. } | Cdb::Reserve { .. } | Cdb::Release { .. } => {
             return None
         }

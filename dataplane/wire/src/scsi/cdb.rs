@@ -394,6 +394,14 @@ fn decode_more(info: &CommandInfo, b: &[u8; CDB_MAX_LEN_BYTES]) -> Result<Cdb, C
         opcode::RESERVE_10 => Cdb::Reserve { size: CdbSize::Ten },
         opcode::RELEASE_6 => Cdb::Release { size: CdbSize::Six },
         opcode::RELEASE_10 => Cdb::Release { size: CdbSize::Ten },
+        opcode::EXTENDED_COPY => Cdb::ExtendedCopy {
+            param_len: be32(b, 10),
+        },
+        opcode::RECEIVE_COPY_RESULTS => Cdb::ReceiveCopyResults {
+            service_action: b[1] & SERVICE_ACTION_MASK,
+            list_id: b[2],
+            alloc_len: be32(b, 10),
+        },
         opcode::SERVICE_ACTION_IN_16 => Cdb::GetLbaStatus {
             lba: be64(b, 2),
             alloc_len: be32(b, 10),

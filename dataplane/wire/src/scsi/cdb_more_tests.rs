@@ -155,3 +155,28 @@ fn reserve_and_release() {
     assert!(decode(&[0x56, 0x10, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     assert!(decode(&[0x16, 0x02, 0, 0, 0, 0]).is_err());
 }
+
+#[test]
+fn extended_copy_and_receive_copy_results() {
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x83;
+    cdb[10..14].copy_from_slice(&76u32.to_be_bytes());
+    assert_eq!(decode(&cdb), Ok(Cdb::ExtendedCopy { param_len: 76 }));
+    cdb[1] = 0x01; // LID4: not supported
+    assert!(decode(&cdb).is_err());
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x84;
+    cdb[1] = 0x03;
+    cdb[2] = 7;
+    cdb[10..14].copy_from_slice(&1024u32.to_be_bytes());
+    assert_eq!(
+        decode(&cdb),
+        Ok(Cdb::ReceiveCopyResults {
+            service_action: 3,
+            list_id: 7,
+            alloc_len: 1024
+        })
+    );
+    cdb[1] = 0x04; // RECEIVE ROD TOKEN INFORMATION: not supported
+    assert!(decode(&cdb).is_err());
+}

@@ -221,4 +221,15 @@ pub enum Cdb {
     Release {
         size: CdbSize,
     },
+    /// EXTENDED COPY (LID1).
+    ExtendedCopy {
+        /// PARAMETER LIST LENGTH in bytes.
+        param_len: u32,
+    },
+    /// RECEIVE COPY RESULTS (COPY STATUS or OPERATING PARAMETERS).
+    ReceiveCopyResults {
+        service_action: u8,
+        list_id: u8,
+        alloc_len: u32,
+    },
 }
