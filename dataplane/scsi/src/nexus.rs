@@ -24,8 +24,6 @@ const TARGET_PORT_SEPARATOR: &str = ",t,0x";
 pub const PROTOCOL_ID_ISCSI: u8 = 0x05;
 /// TransportID FORMAT CODE 01b: initiator port name (name, ",i,0x", ISID).
 const TRANSPORT_ID_FORMAT_PORT: u8 = 0x40;
-/// TransportID FORMAT CODE 00b: initiator device name only.
-const TRANSPORT_ID_FORMAT_DEVICE: u8 = 0x00;
 /// Header of an iSCSI TransportID (protocol, reserved, 2-byte ADDITIONAL LENGTH).
 const TRANSPORT_ID_HEADER_LEN_BYTES: usize = 4;
 /// Smallest iSCSI TransportID (SPC-4: ADDITIONAL LENGTH at least 20).
@@ -93,11 +91,10 @@ impl NexusId {
 
 /// The part of a port name before its separator (all of it when there is none).
 fn name_part<'a>(port: &'a str, separator: &str) -> &'a str {
-    let lower = port.as_bytes();
-    let sep = separator.as_bytes();
-    lower
-        .windows(sep.len())
-        .position(|w| w.eq_ignore_ascii_case(sep))
+    let separator = separator.as_bytes();
+    port.as_bytes()
+        .windows(separator.len())
+        .position(|w| w.eq_ignore_ascii_case(separator))
         .map_or(port, |at| &port[..at])
 }
 
@@ -121,10 +118,9 @@ pub fn parse_transport_id(bytes: &[u8]) -> Result<(String, usize), TransportIdEr
     if header[0] & 0x0f != PROTOCOL_ID_ISCSI {
         return Err(TransportIdError::Unsupported);
     }
-    match header[0] & 0xc0 {
-        TRANSPORT_ID_FORMAT_PORT => {}
-        TRANSPORT_ID_FORMAT_DEVICE => return Err(TransportIdError::Unsupported),
-        _ => return Err(TransportIdError::Unsupported),
+    // Format 00b names only the initiator device, not a port: a registration needs a port.
+    if header[0] & 0xc0 != TRANSPORT_ID_FORMAT_PORT {
+        return Err(TransportIdError::Unsupported);
     }
     let body_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
     let total = TRANSPORT_ID_HEADER_LEN_BYTES + body_len;
