@@ -18,7 +18,8 @@ use lunar_wire::iscsi::target::TaskMgmtResponseHeader;
 use lunar_wire::iscsi::{lun, Frame, Pdu};
 
 use crate::connection::{
-    Action, CloseReason, Connection, ResetFunction, ResetId, ResetOutcome, SessionKind, TaskId,
+    Action, CloseReason, Connection, Phase, ResetFunction, ResetId, ResetOutcome, SessionKind,
+    TaskId,
 };
 use crate::seq::sn_lt;
 use crate::tasks::TaskState;
@@ -282,7 +283,7 @@ impl Connection {
     /// the reactor establishes). Returns the tasks still executing in the reactor whose I/O
     /// the reset must wait for.
     pub fn abort_tasks(&mut self, lun: Option<u64>) -> Vec<TaskId> {
-        if self.phase != crate::connection::Phase::FullFeature {
+        if self.phase != Phase::FullFeature {
             return Vec::new();
         }
         let mut executing = Vec::new();
@@ -314,6 +315,9 @@ impl Connection {
     /// `actions`.
     pub fn on_reset_done(&mut self, id: ResetId, outcome: ResetOutcome, actions: &mut Vec<Action>) {
         actions.append(&mut self.deferred_actions);
+        if self.phase != Phase::FullFeature {
+            return;
+        }
         let Some(pending) = self.tmfs.iter_mut().find(|t| t.itt == id.0) else {
             tracing::debug!(?id, "reset completion for no pending request");
             return;

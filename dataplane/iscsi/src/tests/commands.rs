@@ -310,6 +310,10 @@ fn r2ts_honour_max_burst_and_max_outstanding() {
     assert_eq!((fourth.u32_at(36), fourth.u32_at(40)), (3, 24_576));
     answer_r2ts(&mut ini, itt, &[third, fourth], &data, 8192);
     assert_eq!(ini.expect_execute().data_out, data);
+    ini.complete(itt, 0, &[], &[], 32_768);
+    let resp = ini.recv_one();
+    assert!(resp.is(Opcode::ScsiResponse));
+    assert_eq!(resp.u32_at(36), 4, "ExpDataSN counts every R2T");
 }
 
 #[test]

@@ -365,3 +365,21 @@ fn reset_completions_for_unknown_requests_are_ignored() {
     ini.complete(read, 0, &[], &[0; 512], 512);
     expect_tmf_response(&mut ini, tmf, tmf_response::FUNCTION_COMPLETE);
 }
+
+#[test]
+fn a_reset_finishing_after_the_session_closed_sends_nothing() {
+    let mut ini = logged_in();
+    let tmf = send_tmf(&mut ini, tmf_function::LOGICAL_UNIT_RESET, 0);
+    expect_reset(&mut ini, tmf);
+    let itt = ini.itt();
+    let logout = ini.logout(itt, 0, 1);
+    ini.send(&logout);
+    assert!(ini.recv_one().is(Opcode::LogoutResponse));
+    assert!(matches!(
+        ini.take_actions().as_slice(),
+        [Action::Close(CloseReason::Logout)]
+    ));
+    reset_done(&mut ini, tmf, ResetOutcome::Complete);
+    assert!(ini.recv().is_empty());
+    assert!(ini.take_actions().is_empty());
+}
