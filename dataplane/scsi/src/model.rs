@@ -122,7 +122,9 @@ impl NexusState {
 }
 
 /// Block operation the volume layer must perform. Every variant's range is `lba ..
-/// lba + blocks` of the [`BlockIo`]; `blocks` is never 0 except for `Flush`.
+/// lba + blocks` of the [`BlockIo`], on the medium; `blocks` is never 0 except for `Flush`.
+/// `Unmap` and `ExtendedCopy` are the exceptions: their ranges come from the data-out (see
+/// each), and `lba`/`blocks` only summarize them.
 ///
 /// **Serialized operations.** `CompareAndWrite`, `OrWrite` and `WriteAtomic` must look atomic
 /// to every other command of the logical unit, on every reactor: from the start of their read
