@@ -2,7 +2,9 @@
 //! timeout (a write whose solicited or announced data stops coming for `data_out_timeout_ms`
 //! drops the connection: at ERL 0 there is no recovery R2T), and the keep-alive that sends a
 //! NOP-In ping after `nop_in_interval_ms` without a complete PDU from the initiator and drops
-//! the connection when the ping stays unanswered for `nop_in_timeout_ms`.
+//! the connection when the ping stays unanswered for `nop_in_timeout_ms`. These clocks stand
+//! still while the connection itself stopped reading because its queue is full of executing
+//! commands.
 
 use lunar_wire::iscsi::target::NopInHeader;
 use lunar_wire::iscsi::RESERVED_TAG;
@@ -34,6 +36,15 @@ impl KeepAlive {
         self.last_input_ms = self.last_input_ms.max(now_ms);
     }
 
+    /// The connection stopped reading because its own commands fill the queue: silence from
+    /// the peer proves nothing, so the clocks restart.
+    pub fn suspend(&mut self, now_ms: u64) {
+        self.on_activity(now_ms);
+        if let Some(ping) = &mut self.ping {
+            ping.sent_ms = ping.sent_ms.max(now_ms);
+        }
+    }
+
     /// A NOP-Out answering ping `ttt` arrived; false if no such ping is outstanding.
     pub fn answered(&mut self, ttt: u32) -> bool {
         if self.ping.is_some_and(|p| p.ttt == ttt) {
@@ -63,6 +74,12 @@ impl Connection {
                 }
             }
             Phase::FullFeature => {
+                if self.tasks.executing() >= self.seq.queue_depth() {
+                    // Not reading (see `wants_recv`) while the reactor works through a full
+                    // queue: the peer cannot be judged by its silence.
+                    self.keepalive.suspend(now_ms);
+                    self.tasks.restart_data_waits(now_ms);
+                }
                 if let Some(since_ms) = self.tasks.oldest_data_wait_ms() {
                     let waited_ms = now_ms.saturating_sub(since_ms);
                     if waited_ms >= self.config.data_out_timeout_ms {

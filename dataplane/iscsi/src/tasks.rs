@@ -188,6 +188,16 @@ impl Tasks {
         self.executing
     }
 
+    /// Restarts the Data-Out clock of every write still receiving (the connection is not
+    /// reading, so the data may well be waiting in the socket).
+    pub fn restart_data_waits(&mut self, now_ms: u64) {
+        for task in self.map.values_mut() {
+            if let TaskState::Receiving(write) = &mut task.state {
+                write.progress_ms = write.progress_ms.max(now_ms);
+            }
+        }
+    }
+
     /// The oldest moment a write still expecting data last made progress.
     pub fn oldest_data_wait_ms(&self) -> Option<u64> {
         self.map

@@ -187,3 +187,53 @@ fn exp_stat_sn_is_acknowledged_and_bogus_values_are_ignored() {
     assert_eq!(ini.conn.seq.unacknowledged(), 2);
     assert!(ini.take_actions().is_empty());
 }
+
+#[test]
+fn a_full_queue_of_executing_commands_suspends_the_keep_alive() {
+    let mut ini = Initiator::new(ConnConfig {
+        session_queue_depth: 2,
+        ..ConnConfig::default()
+    });
+    ini.login();
+    let t0 = ini.now_ms;
+    let tags: Vec<u32> = (0..2).map(|_| ini.itt()).collect();
+    for &itt in &tags {
+        let cmd = ini.scsi_command(itt, &read10(1), true, false, true, 512, &[]);
+        ini.send(&cmd);
+    }
+    assert_eq!(ini.take_actions().len(), 2);
+    // An immediate write beyond the queue depth waits for its R2T data meanwhile.
+    let write = ini.itt();
+    let mut cmd = ini.scsi_command(write, &write10(1), false, true, true, 512, &[]);
+    cmd[0] |= 0x40;
+    ini.cmd_sn = ini.cmd_sn.wrapping_sub(1);
+    ini.send(&cmd);
+    let r2t = ini.recv_one();
+    assert!(r2t.is(Opcode::ReadyToTransfer));
+    assert!(
+        !ini.conn.wants_recv(),
+        "the queue is full: the reactor stops reading"
+    );
+    for step in 1..=60 {
+        ini.tick(t0 + step * 1_000);
+    }
+    assert!(
+        ini.take_actions().is_empty(),
+        "not dropped for our own slowness"
+    );
+    assert!(ini.recv().is_empty(), "and not even pinged");
+    // The write's data was waiting in the socket all along.
+    let data = ini.data_out(write, r2t.ttt(), 0, 0, true, &[3; 512]);
+    ini.send(&data);
+    assert_eq!(ini.expect_execute().data_out, vec![3; 512]);
+    // Once the backend catches up, the keep-alive runs again.
+    ini.complete(tags[0], 0, &[], &[0; 512], 512);
+    ini.complete(tags[1], 0, &[], &[0; 512], 512);
+    ini.complete(write, 0, &[], &[], 512);
+    assert_eq!(ini.recv().len(), 3);
+    ini.tick(t0 + 65_000);
+    let ping = ini.recv_one();
+    assert!(ping.is(Opcode::NopIn));
+    ini.tick(t0 + 80_000);
+    closed_with(&mut ini, CloseReason::KeepAliveTimeout);
+}
