@@ -21,7 +21,7 @@ use crate::connection::{
     Action, CloseReason, Connection, Phase, ResetFunction, ResetId, ResetOutcome, SessionKind,
     TaskId,
 };
-use crate::seq::sn_lt;
+use crate::seq::{sn_lt, Admission};
 use crate::tasks::TaskState;
 
 /// Task management requests that may wait at once (for aborted tasks or the reactor); more
@@ -134,8 +134,8 @@ impl Connection {
         let Some(task) = self.tasks.get_mut(ref_itt) else {
             // Never received: if its CmdSN is still ahead of us, consider it received so that it
             // is dropped should it arrive (RFC 7143 §11.5.1).
-            if self.seq.in_window(ref_cmd_sn) && sn_lt(ref_cmd_sn, tmf_cmd_sn) {
-                self.seq.admit(ref_cmd_sn);
+            // A number already taken belongs to a command that completed.
+            if sn_lt(ref_cmd_sn, tmf_cmd_sn) && self.seq.admit(ref_cmd_sn) == Admission::Accept {
                 self.tasks.note_ended(ref_itt);
                 return Some(tmf_response::FUNCTION_COMPLETE);
             }

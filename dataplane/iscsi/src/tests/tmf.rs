@@ -383,3 +383,35 @@ fn a_reset_finishing_after_the_session_closed_sends_nothing() {
     assert!(ini.recv().is_empty());
     assert!(ini.take_actions().is_empty());
 }
+
+#[test]
+fn abort_task_of_a_command_not_received_yet_or_already_done() {
+    let mut ini = logged_in();
+    let hole = ini.cmd_sn;
+    ini.cmd_sn = hole.wrapping_add(1);
+    // The command after the hole runs and completes.
+    let done = executing_read(&mut ini, 0);
+    ini.complete(done, 0, &[], &[0; 512], 512);
+    assert!(ini.recv_one().is(Opcode::DataIn));
+    let tmf_itt = ini.itt();
+    let tmf = ini.task_mgmt(
+        tmf_itt,
+        tmf_function::ABORT_TASK,
+        done,
+        hole.wrapping_add(1),
+    );
+    ini.send(&tmf);
+    expect_tmf_response(&mut ini, tmf_itt, tmf_response::TASK_DOES_NOT_EXIST);
+    // The command in the hole has not arrived: aborting it makes sure it never runs.
+    let delayed = ini.itt();
+    let tmf_itt = ini.itt();
+    let tmf = ini.task_mgmt(tmf_itt, tmf_function::ABORT_TASK, delayed, hole);
+    ini.send(&tmf);
+    expect_tmf_response(&mut ini, tmf_itt, tmf_response::FUNCTION_COMPLETE);
+    let cmd = ini.scsi_command_sn(delayed, &read10(1), true, false, true, 512, &[], hole);
+    ini.send(&cmd);
+    assert!(ini.take_actions().is_empty());
+    assert!(ini.recv().is_empty());
+    // The window moved past both numbers.
+    executing_read(&mut ini, 0);
+}
