@@ -52,11 +52,13 @@ fn plan_compare_and_write(
     check_range(lu, caw.lba, blocks)?;
     // Verify data, then write data: twice the blocks. At most 2 * 255 * block_size.
     let data_out_len_bytes = 2 * blocks * lu.block_size;
+    if expected_len_bytes != data_out_len_bytes {
+        // The data-out does not hold what NUMBER OF LOGICAL BLOCKS announces (e.g. 256 blocks
+        // wrapped to 0 in the one-byte field): the field is wrong.
+        return Err(Sense::invalid_field_in_cdb(CAW_BLOCKS_BYTE, None));
+    }
     if blocks == 0 {
         return Ok(reply::ok(0));
-    }
-    if expected_len_bytes != data_out_len_bytes {
-        return Err(PARTIAL_BLOCK);
     }
     if data_out.len() < data_out_len_bytes as usize {
         return Err(DATA_OUT_SHORT);

@@ -58,12 +58,17 @@ fn compare_and_write_carries_twice_the_blocks() {
 #[test]
 fn compare_and_write_refusals() {
     let bs = BLOCK_SIZE as usize;
-    // Data-out other than twice the blocks.
+    // Data-out other than twice the blocks: the NUMBER OF LOGICAL BLOCKS field is wrong.
     for len in [bs, 4 * bs, 2 * bs + 1] {
         let reply = reply_of(run_len(&lu(), &caw(0, 0, 1), len));
         assert_eq!(reply.status, status::CHECK_CONDITION, "{len}");
         assert_eq!(reply.transfer_len_bytes, 2 * BLOCK_SIZE);
+        let sense = lunar_wire::scsi::Sense::parse(&reply.sense).unwrap();
+        assert_eq!(sense.field_pointer.map(|p| p.byte), Some(13));
     }
+    // Zero blocks (256 wrapped into the one-byte field) with data-out.
+    let sense = sense_of(run_len(&lu(), &caw(0, 0, 0), 512 * bs));
+    assert_eq!(sense.asc, Asc::INVALID_FIELD_IN_CDB);
     // More blocks than MAXIMUM COMPARE AND WRITE LENGTH (the transfer limit here).
     let small = LogicalUnit {
         max_transfer_blocks: 4,

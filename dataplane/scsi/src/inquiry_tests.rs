@@ -179,7 +179,7 @@ fn block_limits_page() {
     assert_eq!(be32(28), 1, "OPTIMAL UNMAP GRANULARITY");
     assert_eq!(data[32], 0x80, "UGAVALID, alignment 0");
     let max_write_same = u64::from(be32(36)) << 32 | u64::from(be32(40));
-    assert_eq!(max_write_same, 64 * 1024 * 1024 / u64::from(BLOCK_SIZE));
+    assert_eq!(max_write_same, 16 * 1024 * 1024 / u64::from(BLOCK_SIZE));
     assert_eq!(be32(44), 0, "no atomic writes");
 
     // Fully provisioned: no UNMAP limits. Atomic writes: their limit.

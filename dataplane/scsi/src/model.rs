@@ -44,7 +44,8 @@ pub struct LogicalUnit {
     pub thin_provisioning: bool,
     /// Deallocated blocks read back as zeros (LBPRZ = 1): true for holes punched in files and
     /// for fallocate(PUNCH_HOLE) on block devices (which zeroes). Only then does WRITE SAME
-    /// of zeros with UNMAP deallocate instead of writing.
+    /// with UNMAP deallocate (and the blocks read back as zeros, as with Linux LIO); otherwise
+    /// it writes its data.
     pub unmap_reads_zeroes: bool,
     /// LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT of READ CAPACITY (16): 2^n logical blocks
     /// per physical block of the backing (0: they are the same size).
@@ -166,8 +167,8 @@ pub enum BlockOp {
     /// writing zero buffers or fallocate(FALLOC_FL_ZERO_RANGE) both do. With `fua`, durable
     /// before completion. Then [`good_reply`].
     WriteZeroes,
-    /// Deallocate the range (WRITE SAME with UNMAP of zeros on a thin LU whose deallocated
-    /// blocks read as zeros): fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) on every
+    /// Deallocate the range (WRITE SAME with UNMAP on a thin LU whose deallocated blocks read
+    /// as zeros; the data-out pattern is not written): fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) on every
     /// backing extent of the range (io_uring `IORING_OP_FALLOCATE`); afterwards the blocks
     /// must read back as zeros. With `fua`, durable before completion. Then [`good_reply`].
     Deallocate,

@@ -9,7 +9,7 @@ use crate::model::{BlockIo, BlockOp, Decision, LogicalUnit, ScsiReply};
 use crate::reply;
 
 /// Largest WRITE SAME in bytes; MAXIMUM WRITE SAME LENGTH is this in blocks.
-pub const MAX_WRITE_SAME_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_WRITE_SAME_BYTES: u64 = 16 * 1024 * 1024;
 /// MAXIMUM UNMAP LBA COUNT: blocks one UNMAP may deallocate in total.
 pub const MAX_UNMAP_BLOCKS: u32 = 1 << 20;
 /// MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT.
@@ -94,7 +94,10 @@ fn plan_write_same(
         let pattern = data_out.get(..block_len as usize).ok_or(DATA_OUT_SHORT)?;
         pattern.iter().all(|&b| b == 0)
     };
-    let op = if ws.unmap && zeros && lu.unmap_reads_zeroes {
+    // With UNMAP set the blocks are deallocated whatever the pattern (SBC-4 WRITE SAME: the
+    // device server unmaps; libiscsi's UnmapUntilEnd writes 0xFF with UNMAP and expects zeros
+    // back when LBPRZ is set).
+    let op = if ws.unmap && lu.unmap_reads_zeroes {
         BlockOp::Deallocate
     } else if zeros {
         BlockOp::WriteZeroes

@@ -61,9 +61,10 @@ fn write_same_of_a_pattern_writes_it() {
         (io.op, io.lba, io.blocks, io.transfer_len_bytes),
         (BlockOp::WriteSame, 10, 20, BLOCK_SIZE)
     );
-    // UNMAP with a pattern that is not zeros cannot deallocate: it writes.
+    // UNMAP deallocates whatever the pattern (as Linux LIO does, and libiscsi's UnmapUntilEnd
+    // expects: deallocated blocks then read back as zeros).
     let io = io_of(run_with(&lu(), &ws16(0x08, 10, 20), &pattern));
-    assert_eq!(io.op, BlockOp::WriteSame);
+    assert_eq!(io.op, BlockOp::Deallocate);
     assert!(!io.fua, "the LU has a write cache");
 }
 
