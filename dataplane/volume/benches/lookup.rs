@@ -69,6 +69,9 @@ fn offsets(size_bytes: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Builds a layout of the given size.
+type Builder = fn(u64) -> Layout;
+
 fn size_label(size_bytes: u64) -> String {
     if size_bytes >= TIB {
         format!("{}TiB", size_bytes / TIB)
@@ -78,7 +81,7 @@ fn size_label(size_bytes: u64) -> String {
 }
 
 fn lookup(c: &mut Criterion) {
-    let layouts: [(&str, fn(u64) -> Layout); 4] = [
+    let layouts: [(&str, Builder); 4] = [
         ("linear", |size| linear(0, 1 << 20, size)),
         ("concat16", |size| concat(size, CONCAT_MEMBERS, 0)),
         ("stripe8", stripe),

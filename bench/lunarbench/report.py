@@ -1,0 +1,255 @@
+"""What a run leaves behind: results.json (every cell, with the machine and the versions),
+results.md (a table of tgt against lunar, the ratios and the goals of issue 5), chart.png."""
+
+import json
+
+MIB = 1024 * 1024
+
+def _metric(results, cell, target, key):
+    row = results.get((cell, target))
+    if not row or not row.get("metrics"):
+        return None
+    return row["metrics"].get(key)
+
+
+def _ratio(results, cell, key="iops"):
+    tgt = _metric(results, cell, "tgt", key)
+    lunar = _metric(results, cell, "lunar", key)
+    if not tgt or lunar is None:
+        return None
+    return lunar / tgt
+
+
+def _lat(results, cell, target, key):
+    lat = _metric(results, cell, target, "lat_us")
+    return lat.get(key) if lat else None
+
+
+def _cpu(results, cell, target):
+    row = results.get((cell, target))
+    return row.get("target_cpu_us_per_io") if row else None
+
+
+def _min_ratio(results, cells, key="iops"):
+    ratios = [_ratio(results, c, key) for c in cells]
+    return None if any(r is None for r in ratios) else min(ratios)
+
+
+def goals(results):
+    """The goals of issue 5, each with the measured value and whether it is met (None when a
+    cell it needs is missing)."""
+    out = []
+
+    def add(text, value, threshold, at_least):
+        met = None if value is None else (value >= threshold if at_least else value <= threshold)
+        out.append({"goal": text, "value": value, "threshold": threshold,
+                    "at_least": at_least, "met": met})
+
+    add("4 KiB random, 8 sessions (fio 8 jobs, read and write): lunar IOPS / tgt IOPS",
+        _min_ratio(results, ["fio-4k-randread-8j", "fio-4k-randwrite-8j"]), 3.0,
+        True)
+    add("4 KiB random, one session at QD32 (iscsi-perf): lunar IOPS / tgt IOPS",
+        _ratio(results, "iscsi-perf-4k-qd32"), 5.0, True)
+    tgt_cpu = _cpu(results, "fio-4k-randread-8j", "tgt")
+    lunar_cpu = _cpu(results, "fio-4k-randread-8j", "lunar")
+    add("target CPU per 4 KiB I/O (fio randread 8 jobs): tgt / lunar",
+        tgt_cpu / lunar_cpu if tgt_cpu and lunar_cpu else None, 8.0, True)
+    tgt_p50 = _lat(results, "fio-4k-randread-1j", "tgt", "p50")
+    lunar_p50 = _lat(results, "fio-4k-randread-1j", "lunar", "p50")
+    lunar_p99 = _lat(results, "fio-4k-randread-1j", "lunar", "p99")
+    add("4 KiB QD1 randread p50 latency: lunar / tgt",
+        lunar_p50 / tgt_p50 if tgt_p50 and lunar_p50 is not None else None, 0.5,
+        False)
+    add("4 KiB QD1 randread: lunar p99 / tgt p50",
+        lunar_p99 / tgt_p50 if tgt_p50 and lunar_p99 is not None else None, 2.0,
+        False)
+    add("128 KiB sequential, 4 jobs (read and write): lunar MiB/s / tgt MiB/s",
+        _min_ratio(results, ["fio-128k-read-4j", "fio-128k-write-4j"], "bw_bytes_per_s"),
+        2.0, True)
+    for client, many, few in (("lunar-load", "load-4k-randread-64s", "load-4k-randread-8s"),
+                              ("fio", "fio-4k-randread-64j", "fio-4k-randread-8j")):
+        many_iops = _metric(results, many, "lunar", "iops")
+        few_iops = _metric(results, few, "lunar", "iops")
+        add(f"64 sessions against 8 ({client}, lunar): IOPS(64) / IOPS(8)",
+            many_iops / few_iops if many_iops is not None and few_iops else None, 0.9,
+            True)
+    return out
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "-"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _lat_text(metrics):
+    lat = metrics.get("lat_us") if metrics else None
+    if not lat:
+        return "-"
+    return "/".join(_fmt(lat.get(k), 0) for k in ("p50", "p99", "p99_9"))
+
+
+def markdown(document):
+    """The results as markdown: the table, the raw ceiling, idle sessions and the goals."""
+    meta = document["meta"]
+    rows = {(r["cell"], r["target"]): r for r in document["cells"]}
+    lines = [
+        f"# lunar vs tgt — {meta['date']}",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"Machine: {meta['cpus']} CPUs, kernel {meta['kernel']}. Backing: {meta['backing']}. "
+        f"{meta['lunard_version']} (`--cores {meta['cores']} --poll-mode "
+        f"{meta['poll_mode']}`), {meta['tgt_version']}; fio {meta['fio_version']}. "
+        f"Targets pinned to CPUs {meta['target_cpus'] or 'any'}, clients to "
+        f"{meta['client_cpus'] or 'any'}. {meta['runtime_s']} s per cell after "
+        f"{meta['ramp_s']} s of ramp.",
+        "",
+        "| cell | tgt IOPS | lunar IOPS | lunar/tgt | tgt MiB/s | lunar MiB/s | "
+        "tgt lat µs p50/p99/p99.9 | lunar lat µs p50/p99/p99.9 | tgt CPU µs/IO | "
+        "lunar CPU µs/IO | client cores tgt/lunar |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for cell in document["cell_order"]:
+        tgt = rows.get((cell["id"], "tgt"), {})
+        lunar = rows.get((cell["id"], "lunar"), {})
+        tm, lm = tgt.get("metrics"), lunar.get("metrics")
+        ratio = (lm["iops"] / tm["iops"]) if tm and lm and tm["iops"] else None
+
+        def cell_text(row, key, scale=1.0, digits=0):
+            m = row.get("metrics")
+            if row.get("error"):
+                return "error"
+            return _fmt(m[key] / scale, digits) if m else "-"
+
+        lines.append(
+            f"| {cell['title']} | {cell_text(tgt, 'iops')} | {cell_text(lunar, 'iops')} | "
+            f"{_fmt(ratio, 2)} | {cell_text(tgt, 'bw_bytes_per_s', MIB, 1)} | "
+            f"{cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(tm)} | "
+            f"{_lat_text(lm)} | {_fmt(tgt.get('target_cpu_us_per_io'), 1)} | "
+            f"{_fmt(lunar.get('target_cpu_us_per_io'), 1)} | "
+            f"{_fmt(tgt.get('client_cpu_cores'), 2)}/{_fmt(lunar.get('client_cpu_cores'), 2)} |"
+        )
+    raw = [r for r in document["cells"] if r["target"] == "raw"]
+    if raw:
+        lines += ["", "Ceiling (fio io_uring on the backing device, no target):", ""]
+        for r in raw:
+            m = r.get("metrics")
+            lines.append(
+                f"- {r['title']}: "
+                + (f"{_fmt(m['iops'])} IOPS, p50/p99/p99.9 {_lat_text(m)} µs"
+                   if m else f"error: {r.get('error')}")
+            )
+    idle = document.get("idle_sessions") or {}
+    if idle:
+        lines += ["", "Idle sessions (target VmRSS before and after logging them in):", ""]
+        for target, m in idle.items():
+            if m.get("error"):
+                lines.append(f"- {target}: error: {m['error']}")
+                continue
+            lines.append(
+                f"- {target}: {m['sessions']} sessions, {_fmt(m['rss_before_bytes'] / MIB, 1)}"
+                f" → {_fmt(m['rss_after_bytes'] / MIB, 1)} MiB, "
+                f"{_fmt(m['per_session_bytes'] / 1024, 1)} KiB per session"
+            )
+    lines += ["", "Goals (issue 5):", "", "| goal | measured | wanted | met |", "|---|--:|--:|:-:|"]
+    for g in document["goals"]:
+        wanted = "≥ " if g["at_least"] else "≤ "
+        met = {True: "yes", False: "no", None: "-"}[g["met"]]
+        lines.append(f"| {g['goal']} | {_fmt(g['value'], 2)} | {wanted}{g['threshold']} | {met} |")
+    lines += [
+        "",
+        "CPU µs/IO is the target's CPU time (all threads, user + system, from /proc/PID/stat) "
+        "over the steady part of the cell, divided by the I/Os done meanwhile. A busy-polling "
+        "lunard spends its whole core whatever the load, so there it is one core divided by "
+        "the IOPS. Client cores near 1.0 mean the client, not the target, was the limit.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_json(path, document):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def chart(path, document):
+    """A PNG with four panels: 4 KiB IOPS (with the raw ceiling), 128 KiB bandwidth, QD1
+    latency, and target CPU per I/O. Returns False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = {(r["cell"], r["target"]): r for r in document["cells"]}
+    cells = document["cell_order"]
+    colors = {"tgt": "#8c8c8c", "lunar": "#2b6cb0"}
+
+    def values(ids, target, fn):
+        out = []
+        for cid in ids:
+            row = rows.get((cid, target)) or {}
+            out.append(fn(row) or 0.0)
+        return out
+
+    def bars(ax, ids, labels, fn, ylabel, title, log=False):
+        width = 0.38
+        xs = range(len(ids))
+        for i, target in enumerate(("tgt", "lunar")):
+            ax.bar([x + (i - 0.5) * width for x in xs], values(ids, target, fn), width,
+                   label=target, color=colors[target])
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        if log:
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+
+    def metric(key, scale=1.0):
+        return lambda row: (row.get("metrics") or {}).get(key, 0.0) / scale
+
+    small = [c for c in cells if c["bs"] == 4096]
+    large = [c for c in cells if c["bs"] != 4096]
+    short = lambda c: c["id"].replace("fio-", "").replace("load-", "load ")  # noqa: E731
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    bars(axes[0][0], [c["id"] for c in small], [short(c) for c in small], metric("iops"),
+         "IOPS", "4 KiB IOPS (log scale)", log=True)
+    for r in document["cells"]:
+        if r["target"] == "raw" and r.get("metrics") and "qd32" in r["cell"]:
+            axes[0][0].axhline(r["metrics"]["iops"], color="#c05621", linestyle="--",
+                               linewidth=1, label="raw io_uring QD32")
+            axes[0][0].legend(fontsize=7)
+    bars(axes[0][1], [c["id"] for c in large], [short(c) for c in large],
+         metric("bw_bytes_per_s", MIB), "MiB/s", "128 KiB sequential bandwidth")
+    qd1 = [c for c in cells if c["id"].endswith("-1j")]
+    lat_ids, lat_labels = [], []
+    for c in qd1:
+        for key in ("p50", "p99", "p99_9"):
+            lat_ids.append((c["id"], key))
+            lat_labels.append(f"{short(c)} {key.replace('_', '.')}")
+    width = 0.38
+    for i, target in enumerate(("tgt", "lunar")):
+        vals = []
+        for cid, key in lat_ids:
+            lat = ((rows.get((cid, target)) or {}).get("metrics") or {}).get("lat_us") or {}
+            vals.append(lat.get(key) or 0.0)
+        axes[1][0].bar([x + (i - 0.5) * width for x in range(len(lat_ids))], vals, width,
+                       label=target, color=colors[target])
+    axes[1][0].set_xticks(list(range(len(lat_ids))))
+    axes[1][0].set_xticklabels(lat_labels, rotation=30, ha="right", fontsize=7)
+    axes[1][0].set_ylabel("µs")
+    axes[1][0].set_yscale("log")
+    axes[1][0].set_title("QD1 latency (log scale)", fontsize=9)
+    axes[1][0].legend(fontsize=7)
+    bars(axes[1][1], [c["id"] for c in small], [short(c) for c in small],
+         lambda row: row.get("target_cpu_us_per_io"), "µs", "target CPU per I/O (4 KiB)")
+    fig.suptitle(f"lunar vs tgt — {document['meta']['date']}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

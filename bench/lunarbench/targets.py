@@ -1,0 +1,217 @@
+"""The two targets under test, started on the same backing device: tgt (tgtd + tgtadm, with
+--bsoflags direct) and lunard (a linear volume over the whole device). Each can be paused
+(SIGSTOP) while the other one is measured, so a busy-polling lunard does not steal the CPU tgt
+runs on, and neither serves anything between its cells."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+READY_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 10
+RPC_TIMEOUT_S = 30
+TGT_IQN = "iqn.2026-11.dev.lunar.bench:tgt"
+LUNAR_IQN = "iqn.2026-11.dev.lunar.bench:lunar"
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def taskset(cpus):
+    """The taskset prefix pinning a command to `cpus` (empty: no pinning)."""
+    return ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
+
+
+class Target:
+    """A started target process: its name, LUN URL and pid."""
+
+    name = "target"
+
+    def __init__(self):
+        self.process = None
+        self.url = None
+        self.paused = False
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    def pause(self):
+        if self.process and not self.paused:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self):
+        if self.process and self.paused:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.paused = False
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self):
+        if not self.process:
+            return
+        self.resume()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class Tgt(Target):
+    """tgtd in the foreground on its own portal and management port, one disk LUN (LUN 1: tgt
+    puts a controller on LUN 0)."""
+
+    name = "tgt"
+
+    def __init__(self, device, log_path, cpus):
+        super().__init__()
+        self.device = device
+        self.log_path = log_path
+        self.cpus = cpus
+        self.port = free_port()
+        # tgtd's management socket is /var/run/tgtd/socket.N: pick an N no other tgtd uses.
+        self.control_port = next(
+            n for n in range(4000 + os.getpid() % 1000, 9000)
+            if not os.path.exists(f"/var/run/tgtd/socket.{n}")
+        )
+
+    def _tgtadm(self, *args):
+        return subprocess.run(
+            ["tgtadm", "-C", str(self.control_port), "--lld", "iscsi", *args],
+            check=True, capture_output=True, text=True, timeout=RPC_TIMEOUT_S,
+        ).stdout
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*taskset(self.cpus), "tgtd", "-f", "-C", str(self.control_port),
+                 "--iscsi", f"portal=127.0.0.1:{self.port}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            try:
+                self._tgtadm("--op", "show", "--mode", "target")
+                break
+            except subprocess.CalledProcessError:
+                if not self.alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"tgtd did not start; see {self.log_path}")
+                time.sleep(0.1)
+        self._tgtadm("--op", "new", "--mode", "target", "--tid", "1", "-T", TGT_IQN)
+        self._tgtadm("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1",
+                     "-b", self.device, "--bsoflags", "direct")
+        self._tgtadm("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+        self.url = f"iscsi://127.0.0.1:{self.port}/{TGT_IQN}/1"
+        return self
+
+    def stop(self):
+        """tgtd ignores SIGTERM: ask it to shut down over its management socket first."""
+        if self.process and self.process.poll() is None:
+            self.resume()
+            try:
+                self._tgtadm_system_delete()
+                self.process.wait(STOP_TIMEOUT_S)
+            except (subprocess.SubprocessError, OSError):
+                pass
+        super().stop()
+
+    def _tgtadm_system_delete(self):
+        subprocess.run(["tgtadm", "-C", str(self.control_port), "--op", "delete", "--mode",
+                        "system"], check=True, capture_output=True, timeout=RPC_TIMEOUT_S)
+
+
+class Lunar(Target):
+    """lunard (release build) with a linear volume over the backing device, LUN 0."""
+
+    name = "lunar"
+
+    def __init__(self, lunard, device, size_bytes, block_size, cores, poll_mode, log_path):
+        super().__init__()
+        self.lunard = lunard
+        self.device = device
+        self.size_bytes = size_bytes
+        self.block_size = block_size
+        self.cores = cores
+        self.poll_mode = poll_mode
+        self.log_path = log_path
+        self.port = free_port()
+        self.state_dir = tempfile.mkdtemp(prefix="lunar-bench-state-")
+        self.socket_path = os.path.join(self.state_dir, "lunard.sock")
+        self._rpc_id = 0
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [self.lunard, "--cores", str(self.cores), "--poll-mode", self.poll_mode,
+             "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state_dir,
+             "--rpc-socket", self.socket_path, "--log-level", "warn"],
+            stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
+        )
+        log.close()
+        ready = threading.Event()
+
+        def watch(stdout):
+            for line in stdout:
+                if line.startswith("lunard ready:"):
+                    ready.set()
+
+        threading.Thread(target=watch, args=(self.process.stdout,), daemon=True).start()
+        if not ready.wait(READY_TIMEOUT_S):
+            self.stop()
+            raise RuntimeError(f"lunard printed no ready line; see {self.log_path}")
+        self.rpc("device_add", {"name": "bench0", "path": self.device})
+        self.rpc("volume_create", {
+            "name": "bench0",
+            "layout": {"linear": {"device": "bench0", "offset_bytes": 0,
+                                  "size_bytes": self.size_bytes}},
+            "block_size": self.block_size,
+        })
+        self.rpc("target_create", {
+            "iqn": LUNAR_IQN,
+            "luns": [{"lun": 0, "volume": "bench0", "read_only": False}],
+        })
+        self.url = f"iscsi://127.0.0.1:{self.port}/{LUNAR_IQN}/0"
+        return self
+
+    def rpc(self, method, params):
+        """One JSON-RPC call over the unix socket (one JSON object per line each way)."""
+        self._rpc_id += 1
+        request = {"jsonrpc": "2.0", "id": self._rpc_id, "method": method, "params": params}
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(RPC_TIMEOUT_S)
+            s.connect(self.socket_path)
+            s.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        response = json.loads(data)
+        if "error" in response:
+            raise RuntimeError(f"lunard {method}: {response['error']}")
+        return response.get("result")
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def version(self):
+        out = subprocess.run([self.lunard, "--version"], capture_output=True, text=True)
+        return out.stdout.strip()

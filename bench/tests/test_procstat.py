@@ -1,0 +1,50 @@
+"""CPU and memory figures from /proc."""
+
+import os
+import time
+import unittest
+
+from lunarbench import procstat
+
+
+class ProcStatTest(unittest.TestCase):
+    def test_stat_fields_are_counted_after_the_command_name(self):
+        # A command name with spaces and a parenthesis must not shift the fields.
+        fields = ["S"] + [str(i) for i in range(4, 53)]
+        fields[11], fields[12] = "250", "50"
+        text = "1234 (tgtd (x) y) " + " ".join(fields)
+        self.assertEqual(procstat.parse_stat_cpu_ticks(text), 300)
+
+    def test_status_rss(self):
+        text = "Name:\tlunard\nVmPeak:\t  2000 kB\nVmRSS:\t  1536 kB\nThreads:\t3\n"
+        self.assertEqual(procstat.parse_status_rss_bytes(text), 1536 * 1024)
+        self.assertIsNone(procstat.parse_status_rss_bytes("Name:\tx\n"))
+
+    def test_own_process(self):
+        self.assertGreater(procstat.rss_bytes(os.getpid()), 1 << 20)
+        self.assertIsNotNone(procstat.cpu_seconds(os.getpid()))
+        self.assertIsNone(procstat.cpu_seconds(2**22 + 12345))
+
+    def test_window_sampler_sees_a_busy_process(self):
+        # The machine may be shared, so compare with the CPU this process really got around the
+        # window instead of expecting a whole core.
+        now = time.monotonic()
+        cpu_before = time.process_time()
+        sampler = procstat.WindowSampler({"me": os.getpid()}, now + 0.05, now + 0.45)
+        end = now + 0.5
+        while time.monotonic() < end:
+            pass
+        cpu_used = time.process_time() - cpu_before
+        cores = sampler.result()["me"]
+        tick = 1 / procstat.CLOCK_TICKS_PER_S
+        self.assertGreater(cores, 0.0)
+        self.assertLessEqual(cores * 0.4, cpu_used + 2 * tick)
+
+    def test_window_sampler_cut_short_reports_nothing(self):
+        now = time.monotonic()
+        sampler = procstat.WindowSampler({"me": os.getpid()}, now + 5, now + 10)
+        self.assertEqual(sampler.result(), {})
+
+
+if __name__ == "__main__":
+    unittest.main()
