@@ -2,9 +2,11 @@
 //! its ready line (with a timeout), talk to it, stop it (SIGTERM, then SIGKILL) or `kill -9` it.
 //!
 //! Everything lunard writes on stderr is captured, and every failure message built here ends with
-//! it, so that a failing test shows what the daemon said.
+//! its most recent part, so that a failing test shows what the daemon said. The whole of it is
+//! also kept in a temporary file, for tests that look for log lines ([`Lunard::log_lines`]).
 
-use std::io::{BufRead, BufReader, Read};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
@@ -18,6 +20,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::paths::lunard_bin;
+use crate::procfs::{self, Memory};
 use crate::rpc::{RpcClient, RpcError};
 
 /// How long lunard may take to print its ready line.
@@ -29,6 +32,8 @@ pub const READY_PREFIX: &str = "lunard ready:";
 /// At most this much of lunard's stderr is kept (the most recent bytes).
 const STDERR_KEPT_BYTES: usize = 128 * 1024;
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How often [`Lunard::wait_for_log`] rereads the log.
+const LOG_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the ready line announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +89,8 @@ pub struct Lunard {
     ready: ReadyLine,
     stderr: Arc<Mutex<Vec<u8>>>,
     stdout: Arc<Mutex<Vec<u8>>>,
+    /// All of stderr, never truncated.
+    log: tempfile::NamedTempFile,
 }
 
 impl Lunard {
@@ -125,6 +132,15 @@ impl Lunard {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let command_line = crate::process::describe_command(&cmd);
+        let log = tempfile::Builder::new()
+            .prefix("lunard-stderr-")
+            .suffix(".log")
+            .tempfile()
+            .map_err(|err| format!("cannot create a file for lunard's log: {err}"))?;
+        let log_writer = log
+            .as_file()
+            .try_clone()
+            .map_err(|err| format!("cannot reopen lunard's log file: {err}"))?;
         let mut child = cmd
             .spawn()
             .map_err(|err| format!("cannot start `{command_line}`: {err}"))?;
@@ -132,7 +148,7 @@ impl Lunard {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let stdout = Arc::new(Mutex::new(Vec::new()));
         if let Some(pipe) = child.stderr.take() {
-            spawn_stderr_collector(pipe, Arc::clone(&stderr));
+            spawn_stderr_collector(pipe, Arc::clone(&stderr), log_writer);
         }
         let (ready_tx, ready_rx) = mpsc::channel();
         if let Some(pipe) = child.stdout.take() {
@@ -148,6 +164,7 @@ impl Lunard {
             },
             stderr,
             stdout,
+            log,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -217,6 +234,54 @@ impl Lunard {
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(PoisonError::into_inner))
             .into_owned()
+    }
+
+    /// Everything lunard wrote on stderr so far, from its start (not truncated).
+    pub fn log_text(&self) -> String {
+        match std::fs::read(self.log.path()) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            // The file is ours and lives as long as `self`; fall back to the kept tail.
+            Err(_) => self.stderr_text(),
+        }
+    }
+
+    /// The lines of lunard's stderr (from its start) for which `wanted` holds.
+    pub fn log_lines(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .filter(|line| wanted(line))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until `done` holds for lunard's log (its whole stderr so far), polling until
+    /// `timeout`; returns whether it did.
+    pub fn wait_for_log(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(&self.log_text()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(LOG_POLL_INTERVAL);
+        }
+    }
+
+    /// The process id, while lunard runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// lunard's resident memory and its peak (`/proc/<pid>/status`).
+    pub fn memory(&self) -> Option<Memory> {
+        procfs::memory(self.pid()?)
+    }
+
+    /// How many file descriptors lunard has open (`/proc/<pid>/fd`).
+    pub fn open_fds(&self) -> Option<usize> {
+        procfs::open_fds(self.pid()?)
     }
 
     /// `message`, followed by lunard's stdout and stderr: the text for a failing assertion.
@@ -330,13 +395,15 @@ impl Drop for Lunard {
     }
 }
 
-fn spawn_stderr_collector(mut pipe: ChildStderr, sink: Arc<Mutex<Vec<u8>>>) {
+fn spawn_stderr_collector(mut pipe: ChildStderr, sink: Arc<Mutex<Vec<u8>>>, mut log: File) {
     thread::spawn(move || {
         let mut chunk = [0u8; 4096];
         loop {
             match pipe.read(&mut chunk) {
                 Ok(0) | Err(_) => break,
                 Ok(len) => {
+                    // A failed write only loses log lines; the kept tail below still has them.
+                    let _ = log.write_all(&chunk[..len]);
                     let mut kept = sink.lock().unwrap_or_else(PoisonError::into_inner);
                     kept.extend_from_slice(&chunk[..len]);
                     if kept.len() > STDERR_KEPT_BYTES {

@@ -12,17 +12,26 @@
 //! - [`process`]: external commands under a timeout.
 //! - [`libiscsi`]: `iscsi-ls`, `iscsi-inq`, `iscsi-readcapacity16`.
 //! - [`conformance`]: `iscsi-test-cu` per suite, parsed per test (skips counted apart).
-//! - [`initiator`]: a minimal iSCSI initiator for writing and reading known data.
+//! - [`initiator`]: a minimal iSCSI initiator for writing and reading known data, and for
+//!   sending PDUs one by one (broken and hostile initiators).
+//! - [`good_client`]: a well-behaved initiator verifying its data in the background.
+//! - [`hostile`]: the frame of the hostile-client tests (memory budget, drop log lines).
+//! - [`procfs`]: a process's memory and descriptors; the open-files limit.
+//! - [`entry_points`]: the decoders' fuzz entry points, shared with `fuzz/` (cargo-fuzz).
 
 pub mod backing;
 pub mod cli;
 pub mod conformance;
 pub mod daemon;
+pub mod entry_points;
 pub mod fixture;
+pub mod good_client;
+pub mod hostile;
 pub mod initiator;
 pub mod libiscsi;
 pub mod paths;
 pub mod process;
+pub mod procfs;
 pub mod rpc;
 
 pub use backing::Backing;

@@ -1,27 +1,29 @@
 //! `lunar-conformance`: runs every `iscsi-test-cu` ALL.* suite (but Sanitize) one at a time under
-//! a timeout, against a URL or against a `lunard --demo` it starts itself, and prints a per-suite
-//! table of passed / failed / skipped tests with totals. Exits non-zero if any suite had a problem.
+//! a timeout and prints a per-suite table of passed / failed / skipped tests with totals. Exits
+//! non-zero if any suite had a problem.
 //!
-//! Usage: `lunar-conformance [--timeout SECS] [--dataloss] [--suite ALL.Name]... [--verbose] [URL]`
-//! Without a URL, destructive tests (`-d`) run against the demo volume; with a URL they run only
-//! with `--dataloss`.
+//! Without a URL it starts its own lunard (see `lunar_tests::conformance::rig`): a writable
+//! 1 GiB volume for every suite, destructive tests included, a read-only LUN for
+//! `ALL.ReadOnly`, and a second portal for `ALL.MultipathIO` when lunard has `portal_add`.
+//! With a URL, destructive tests run only with `--dataloss`, and `--readonly-url` /
+//! `--multipath-url` name the read-only LUN and the second path.
+//!
+//! Usage: `lunar-conformance [--timeout SECS] [--dataloss] [--suite ALL.Name]... [--verbose]
+//! [--readonly-url URL] [--multipath-url URL] [URL]`
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use lunar_tests::conformance::{
-    list_all_suites, run_suite, DataLoss, SuiteReport, TestOutcome, SUITE_TIMEOUT,
+use lunar_tests::conformance::rig::{ConformanceRig, Targets};
+use lunar_tests::conformance::summary::{
+    problem_details, table_header, table_row, totals_line, Totals,
 };
-use lunar_tests::daemon::{DaemonOptions, Lunard};
-use lunar_tests::fixture::state_dir;
-
-/// The demo target `lunard --demo` exports.
-const DEMO_IQN: &str = "iqn.2026-11.dev.lunar:demo";
-/// Suites never run: SANITIZE wipes the medium and needs `-S`.
-const EXCLUDED_SUITES: &[&str] = &["ALL.Sanitize"];
+use lunar_tests::conformance::{run_suite_on, suites_to_run, DataLoss, SUITE_TIMEOUT};
 
 struct Options {
     url: Option<String>,
+    read_only_url: Option<String>,
+    multipath_url: Option<String>,
     timeout: Duration,
     data_loss: bool,
     suites: Vec<String>,
@@ -29,13 +31,16 @@ struct Options {
 }
 
 fn usage() -> String {
-    "usage: lunar-conformance [--timeout SECS] [--dataloss] [--suite ALL.Name]... [--verbose] [URL]"
+    "usage: lunar-conformance [--timeout SECS] [--dataloss] [--suite ALL.Name]... [--verbose] \
+     [--readonly-url URL] [--multipath-url URL] [URL]"
         .to_string()
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         url: None,
+        read_only_url: None,
+        multipath_url: None,
         timeout: SUITE_TIMEOUT,
         data_loss: false,
         suites: Vec::new(),
@@ -53,6 +58,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             "--dataloss" | "-d" => options.data_loss = true,
             "--suite" => options.suites.push(args.next().ok_or_else(usage)?),
+            "--readonly-url" => options.read_only_url = Some(args.next().ok_or_else(usage)?),
+            "--multipath-url" => options.multipath_url = Some(args.next().ok_or_else(usage)?),
             "--verbose" | "-v" => options.verbose = true,
             "--help" | "-h" => return Err(usage()),
             url if url.starts_with("iscsi://") && options.url.is_none() => {
@@ -60,6 +67,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             other => return Err(format!("unexpected argument {other:?}\n{}", usage())),
         }
+    }
+    if options.url.is_none() && (options.read_only_url.is_some() || options.multipath_url.is_some())
+    {
+        return Err(format!(
+            "--readonly-url and --multipath-url go with a URL\n{}",
+            usage()
+        ));
     }
     Ok(options)
 }
@@ -73,11 +87,8 @@ fn main() -> ExitCode {
         }
     };
     let suites = if options.suites.is_empty() {
-        match list_all_suites() {
-            Ok(all) => all
-                .into_iter()
-                .filter(|suite| !EXCLUDED_SUITES.contains(&suite.as_str()))
-                .collect(),
+        match suites_to_run() {
+            Ok(all) => all,
             Err(out) => {
                 eprintln!(
                     "cannot list the suites of iscsi-test-cu (is libiscsi-bin installed?)\n{out}"
@@ -89,11 +100,14 @@ fn main() -> ExitCode {
         options.suites.clone()
     };
 
-    // Keep the demo daemon and its state directory alive for the whole run.
-    let state = state_dir();
-    let (url, data_loss, mut daemon) = match &options.url {
+    // Keep our own lunard (if any) alive for the whole run.
+    let (targets, data_loss, mut rig) = match &options.url {
         Some(url) => (
-            url.clone(),
+            Targets {
+                url: url.clone(),
+                read_only_url: options.read_only_url.clone(),
+                multipath_url: options.multipath_url.clone(),
+            },
             if options.data_loss {
                 DataLoss::Allowed
             } else {
@@ -101,23 +115,17 @@ fn main() -> ExitCode {
             },
             None,
         ),
-        None => {
-            let demo = DaemonOptions {
-                demo: true,
-                ..DaemonOptions::default()
-            };
-            let daemon = match Lunard::try_start(state.path(), &demo) {
-                Ok(daemon) => daemon,
-                Err(message) => {
-                    eprintln!("{message}");
-                    return ExitCode::from(2);
-                }
-            };
-            (daemon.url(DEMO_IQN, 0), DataLoss::Allowed, Some(daemon))
-        }
+        None => match ConformanceRig::start() {
+            Ok(rig) => (rig.targets.clone(), DataLoss::Allowed, Some(rig)),
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
+        },
     };
     println!(
-        "iscsi-test-cu against {url} ({}), {:.0}s per suite",
+        "iscsi-test-cu against {} ({}), {:.0}s per suite",
+        targets.url,
         if data_loss == DataLoss::Allowed {
             "destructive tests included"
         } else {
@@ -125,70 +133,29 @@ fn main() -> ExitCode {
         },
         options.timeout.as_secs_f64()
     );
-    println!(
-        "{:<32} {:>6} {:>6} {:>6} {:>10} {:>8}",
-        "suite", "pass", "fail", "skip", "unfinished", "time"
-    );
+    for note in targets.notes() {
+        println!("  {note}");
+    }
+    if let Some(why) = rig.as_ref().and_then(|rig| rig.multipath_note.as_ref()) {
+        println!("  ({why})");
+    }
+    println!("{}", table_header());
 
     let mut reports = Vec::new();
     for suite in &suites {
-        let report = run_suite(&url, suite, data_loss, options.timeout);
-        let problems = report.problems();
-        println!(
-            "{:<32} {:>6} {:>6} {:>6} {:>10} {:>7.1}s{}",
-            suite,
-            report.count(TestOutcome::Passed),
-            report.count(TestOutcome::Failed),
-            report.count(TestOutcome::Skipped),
-            report.count(TestOutcome::Unfinished),
-            report.tool.elapsed.as_secs_f64(),
-            if problems.is_empty() {
-                ""
-            } else {
-                "  <-- PROBLEM"
-            }
-        );
+        let report = run_suite_on(&targets.urls_for(suite), suite, data_loss, options.timeout);
+        println!("{}", table_row(&report));
         reports.push(report);
     }
-    if let Some(daemon) = daemon.as_mut() {
-        daemon.stop();
+    if let Some(rig) = rig.as_mut() {
+        rig.daemon.stop();
     }
-    print_details(&reports, options.verbose);
-    let total = |outcome| {
-        reports
-            .iter()
-            .map(|r: &SuiteReport| r.count(outcome))
-            .sum::<usize>()
-    };
-    let bad_suites = reports.iter().filter(|r| !r.problems().is_empty()).count();
-    println!(
-        "totals: {} passed, {} failed, {} skipped, {} unfinished; {} of {} suites with problems",
-        total(TestOutcome::Passed),
-        total(TestOutcome::Failed),
-        total(TestOutcome::Skipped),
-        total(TestOutcome::Unfinished),
-        bad_suites,
-        reports.len()
-    );
-    if bad_suites == 0 {
+    print!("{}", problem_details(&reports, options.verbose));
+    let totals = Totals::of(&reports);
+    println!("{}", totals_line(&totals));
+    if totals.suites_with_problems == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-fn print_details(reports: &[SuiteReport], verbose: bool) {
-    for report in reports {
-        let problems = report.problems();
-        if problems.is_empty() {
-            continue;
-        }
-        println!("\n== {} ==", report.suite);
-        for problem in &problems {
-            println!("{problem}");
-        }
-        if verbose {
-            println!("{}", report.tool);
-        }
     }
 }

@@ -1,7 +1,14 @@
 //! Running libiscsi's `iscsi-test-cu` one suite at a time under a timeout, and judging the result:
 //! zero failures, every test finished, skips counted apart from passes.
+//!
+//! - `parse`: the CUnit output, test by test.
+//! - [`rig`]: the lunard every `ALL.*` suite runs against (read-only LUN, second portal) and
+//!   which URLs each suite gets.
+//! - [`summary`]: the per-suite table and totals of a whole run.
 
 mod parse;
+pub mod rig;
+pub mod summary;
 
 pub use parse::{parse_test_cu_output, ParsedRun, RunSummary, TestOutcome, TestResult};
 
@@ -12,6 +19,8 @@ use crate::process::{run_with_timeout, ToolOutput};
 
 /// Default timeout for one suite.
 pub const SUITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Suites never run: SANITIZE wipes the medium and needs `-S`.
+pub const EXCLUDED_SUITES: &[&str] = &["ALL.Sanitize"];
 
 /// The suites every lunard volume must pass with zero failures.
 pub const REQUIRED_SUITES: &[&str] = &[
@@ -151,19 +160,38 @@ impl SuiteReport {
 
 /// Runs `iscsi-test-cu --test=<suite> <url>` (with `-d` if allowed) under `timeout`.
 pub fn run_suite(url: &str, suite: &str, data_loss: DataLoss, timeout: Duration) -> SuiteReport {
+    run_suite_on(&[url.to_string()], suite, data_loss, timeout)
+}
+
+/// Like [`run_suite`], with every URL on the command line: a second one is the second path of
+/// `ALL.MultipathIO`. The report's `url` lists them all.
+pub fn run_suite_on(
+    urls: &[String],
+    suite: &str,
+    data_loss: DataLoss,
+    timeout: Duration,
+) -> SuiteReport {
     let mut cmd = Command::new("iscsi-test-cu");
     if data_loss == DataLoss::Allowed {
         cmd.arg("-d");
     }
-    cmd.arg(format!("--test={suite}")).arg(url);
+    cmd.arg(format!("--test={suite}")).args(urls);
     let tool = run_with_timeout(cmd, timeout);
     let run = parse_test_cu_output(&tool.output);
     SuiteReport {
         suite: suite.to_string(),
-        url: url.to_string(),
+        url: urls.join(" "),
         tool,
         run,
     }
+}
+
+/// Every suite `iscsi-test-cu -l` lists but the [`EXCLUDED_SUITES`].
+pub fn suites_to_run() -> Result<Vec<String>, ToolOutput> {
+    Ok(list_all_suites()?
+        .into_iter()
+        .filter(|suite| !EXCLUDED_SUITES.contains(&suite.as_str()))
+        .collect())
 }
 
 /// The `ALL.<Suite>` names `iscsi-test-cu -l` lists, in its order.

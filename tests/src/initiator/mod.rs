@@ -2,9 +2,11 @@
 //! libiscsi command-line tools installed here cannot write a chosen pattern and read it back.
 //!
 //! [`BlockClient`] is the convenient face: log in, read the capacity, read and write blocks.
+//! [`raw`] drives a [`Session`] PDU by PDU, for tests of broken and hostile initiators.
 
 pub mod keys;
 pub mod pdu;
+pub mod raw;
 pub mod scsi;
 pub mod session;
 
@@ -138,6 +140,11 @@ impl BlockClient {
     pub fn flush(&mut self) -> Result<(), InitiatorError> {
         self.run(&scsi::synchronize_cache10(), &[], 0)?;
         Ok(())
+    }
+
+    /// The session underneath, for PDU-level work between block operations.
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
     }
 
     /// Logs out.

@@ -16,6 +16,8 @@ pub mod op {
     pub const NOP_OUT: u8 = 0x00;
     /// SCSI Command.
     pub const SCSI_COMMAND: u8 = 0x01;
+    /// SCSI Task Management Function Request.
+    pub const TASK_MGMT_REQUEST: u8 = 0x02;
     /// Login Request.
     pub const LOGIN_REQUEST: u8 = 0x03;
     /// SCSI Data-Out.
@@ -26,10 +28,14 @@ pub mod op {
     pub const NOP_IN: u8 = 0x20;
     /// SCSI Response.
     pub const SCSI_RESPONSE: u8 = 0x21;
+    /// SCSI Task Management Function Response.
+    pub const TASK_MGMT_RESPONSE: u8 = 0x22;
     /// Login Response.
     pub const LOGIN_RESPONSE: u8 = 0x23;
     /// SCSI Data-In.
     pub const DATA_IN: u8 = 0x25;
+    /// Text Response.
+    pub const TEXT_RESPONSE: u8 = 0x24;
     /// Logout Response.
     pub const LOGOUT_RESPONSE: u8 = 0x26;
     /// Ready To Transfer.

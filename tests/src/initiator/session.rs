@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use super::keys::{decode_keys, encode_keys, key_value};
@@ -87,15 +88,22 @@ pub struct CommandOutcome {
 
 /// A logged-in session with one connection.
 pub struct Session {
-    stream: TcpStream,
-    rx: Vec<u8>,
-    cmd_sn: u32,
-    exp_stat_sn: u32,
-    next_itt: u32,
-    target_recv_data_segment_bytes: u32,
+    pub(super) stream: TcpStream,
+    pub(super) rx: Vec<u8>,
+    pub(super) cmd_sn: u32,
+    pub(super) exp_stat_sn: u32,
+    /// The command window the target announced last: `[exp_cmd_sn, max_cmd_sn]`.
+    pub(super) exp_cmd_sn: u32,
+    pub(super) max_cmd_sn: u32,
+    pub(super) next_itt: u32,
+    pub(super) target_recv_data_segment_bytes: u32,
     /// The keys the target answered during login.
     pub target_keys: Vec<(String, String)>,
 }
+
+/// Sessions opened by this process so far: each gets its own ISID qualifier, so that sessions
+/// open at the same time are distinct I_T nexuses rather than reinstatements of each other.
+static SESSIONS_OPENED: AtomicU16 = AtomicU16::new(0);
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> InitiatorError {
     move |source| match source.kind() {
@@ -120,6 +128,8 @@ impl Session {
             rx: Vec::new(),
             cmd_sn: 1,
             exp_stat_sn: 0,
+            exp_cmd_sn: 1,
+            max_cmd_sn: 1,
             next_itt: 1,
             target_recv_data_segment_bytes: DEFAULT_TARGET_RECV_DATA_SEGMENT_BYTES,
             target_keys: Vec::new(),
@@ -153,6 +163,7 @@ impl Session {
             ("ErrorRecoveryLevel", "0"),
         ];
         let itt = self.take_itt();
+        let isid = isid(SESSIONS_OPENED.fetch_add(1, Ordering::Relaxed));
         let mut tsih = [0u8; 2];
         // Security stage first (AuthMethod=None), then operational, then full feature phase.
         let (mut stage, mut keys) = (0u8, encode_keys(&security));
@@ -160,6 +171,7 @@ impl Session {
             let next_stage = if stage == 0 { 1 } else { 3 };
             self.send(&self.login_request(
                 itt,
+                isid,
                 tsih,
                 stage,
                 next_stage,
@@ -216,9 +228,11 @@ impl Session {
         )))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn login_request(
         &self,
         itt: u32,
+        isid: [u8; 6],
         tsih: [u8; 2],
         stage: u8,
         next_stage: u8,
@@ -226,9 +240,7 @@ impl Session {
     ) -> Pdu {
         let mut pdu = Pdu::new(op::LOGIN_REQUEST, true);
         pdu.bhs[1] = 0x80 | (stage << 2) | next_stage;
-        // ISID: random-qualifier format (type 10b), fixed per process.
-        pdu.bhs[8] = 0x80;
-        pdu.bhs[10..14].copy_from_slice(&std::process::id().to_be_bytes());
+        pdu.bhs[8..14].copy_from_slice(&isid);
         pdu.bhs[14..16].copy_from_slice(&tsih);
         pdu.set_u32(16, itt);
         pdu.set_u32(24, self.cmd_sn);
@@ -237,7 +249,7 @@ impl Session {
         pdu
     }
 
-    fn take_itt(&mut self) -> u32 {
+    pub(super) fn take_itt(&mut self) -> u32 {
         let itt = self.next_itt;
         self.next_itt = match self.next_itt.wrapping_add(1) {
             RESERVED_TAG | 0 => 1,
@@ -246,16 +258,17 @@ impl Session {
         itt
     }
 
-    fn send(&mut self, pdu: &Pdu) -> Result<(), InitiatorError> {
+    pub(super) fn send(&mut self, pdu: &Pdu) -> Result<(), InitiatorError> {
         self.stream.write_all(&pdu.encode()).map_err(io_err("send"))
     }
 
-    fn recv(&mut self, waiting_for: &'static str) -> Result<Pdu, InitiatorError> {
+    pub(super) fn recv(&mut self, waiting_for: &'static str) -> Result<Pdu, InitiatorError> {
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
             match decode(&self.rx, RECV_DATA_SEGMENT_MAX_BYTES)? {
                 Decoded::Complete(pdu, used) => {
                     self.rx.drain(..used);
+                    self.note_window(&pdu);
                     return Ok(pdu);
                 }
                 Decoded::NeedMore(_) => {
@@ -456,6 +469,14 @@ impl Session {
     }
 }
 
+/// ISID of the `count`-th session of this process: random-qualifier format (type 10b), the
+/// process id in the 24-bit random part, `count` as the qualifier.
+fn isid(count: u16) -> [u8; 6] {
+    let pid = std::process::id().to_be_bytes();
+    let qualifier = count.to_be_bytes();
+    [0x80, pid[1], pid[2], pid[3], qualifier[0], qualifier[1]]
+}
+
 /// Sense data in a SCSI Response data segment: a 2-byte length, then the sense bytes.
 fn sense_from_response_data(data: &[u8]) -> Option<Sense> {
     let len = usize::from(u16::from_be_bytes([*data.first()?, *data.get(1)?]));
@@ -481,6 +502,13 @@ pub fn check_good(outcome: CommandOutcome) -> Result<CommandOutcome, InitiatorEr
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn sessions_get_distinct_random_format_isids() {
+        assert_ne!(isid(0), isid(1));
+        assert_eq!(isid(7)[0] & 0xc0, 0x80);
+        assert_eq!(&isid(0x0102)[4..], &[1, 2]);
+    }
 
     #[test]
     fn finds_sense_after_its_length() {
