@@ -9,6 +9,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -245,6 +246,8 @@ def main(argv=None):
     if args.report:
         return rebuild_report(args.report)
     cells = matrix.select(all_cells, args.cells)
+    # SIGTERM unwinds like Ctrl-C, so the targets stop and the loop device is detached.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (loop devices, tgtd)")
     fio, lunard, load = build_tools(args)
@@ -272,6 +275,12 @@ def main(argv=None):
                                      os.path.join(out_dir, "lunard.log")).start())
             for target in targets:
                 target.pause()
+            # Idle sessions first, while the targets' heaps are fresh: memory freed by earlier
+            # cells would otherwise be reused and hide what a session costs.
+            for target in targets:
+                idle[target.name] = idle_sessions(target, load, args.idle_sessions,
+                                                  client_cpus)
+                log(f"idle sessions on {target.name}: {idle[target.name]}")
             meta = {
                 "date": stamp, "command": shlex.join(["bench/run.sh", *sys.argv[1:]]),
                 "git_commit": git, "cpus": cpus, "kernel": platform.release(),
@@ -304,11 +313,6 @@ def main(argv=None):
                         target.pause()
                 rows.append(row)
                 log(f"[{n}/{len(runs)}] {cell.id} on {row['target']}: {summary(row)}")
-            for target in targets:
-                if target.alive():
-                    idle[target.name] = idle_sessions(target, load, args.idle_sessions,
-                                                      client_cpus)
-                    log(f"idle sessions on {target.name}: {idle[target.name]}")
         finally:
             for target in targets:
                 target.stop()

@@ -132,6 +132,10 @@ class Tgt(Target):
         super().stop()
 
     def _tgtadm_system_delete(self):
+        # tgtd refuses to shut down while it has targets.
+        subprocess.run(["tgtadm", "-C", str(self.control_port), "--lld", "iscsi", "--op",
+                        "delete", "--mode", "target", "--tid", "1", "--force"],
+                       check=False, capture_output=True, timeout=RPC_TIMEOUT_S)
         subprocess.run(["tgtadm", "-C", str(self.control_port), "--op", "delete", "--mode",
                         "system"], check=True, capture_output=True, timeout=RPC_TIMEOUT_S)
 
