@@ -51,6 +51,10 @@ pub struct VolumeConfig {
     pub uid: Uid,
     pub block_size: u32,
     pub layout: LayoutConfig,
+    /// Durable reservation state of the volume's logical unit (registrations, persistent
+    /// reservation, PRGENERATION, APTPL): `lunar_scsi::pr::codec` bytes as lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<String>,
 }
 
 /// A layout tree with resolved sizes and devices by name.

@@ -317,6 +317,7 @@ mod tests {
             uid: Uid(1),
             block_size: 512,
             layout,
+            reservations: None,
         }
     }
 

@@ -351,6 +351,7 @@ mod tests {
                     offset_bytes: 0,
                     size_bytes: 1 << 20,
                 },
+                reservations: None,
             }],
             targets: vec![TargetConfig {
                 iqn: "iqn.2026-11.dev.lunar:t".into(),

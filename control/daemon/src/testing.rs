@@ -13,7 +13,7 @@ use lunar_reactor::{
     BackendError, BackendFile, BackendKind, ChapAuth, PortalError, PublishError, ReactorRequest,
     RequestId, Snapshot, VolumeStats,
 };
-use lunar_scsi::ScsiReply;
+use lunar_scsi::{ReservationState, ScsiReply};
 use lunar_volume::layout::Layout;
 
 use crate::config::Config;
@@ -73,6 +73,8 @@ pub struct PublishedVolume {
     pub layout: Layout,
     /// Size of the compiled map.
     pub size_bytes: u64,
+    /// The logical unit's shared state (reservations).
+    pub reservations: ReservationState,
 }
 
 /// `(lun, volume index, read_only)`.
@@ -175,6 +177,7 @@ impl Publisher for FakePlane {
                     block_size: v.block_size,
                     layout: v.map.root.clone(),
                     size_bytes: v.map.size_bytes,
+                    reservations: (*v.reservations).clone(),
                 })
                 .collect(),
             targets: snapshot

@@ -1,59 +1,96 @@
-//! SCSI command execution on a reactor: the device model decides, the volume planner maps the
-//! range onto devices against the command's pinned table generation, the pieces run in parallel
-//! on the ring, and their completions fan in to one status for the host.
-//!
-//! A command runs in chunks of at most one I/O buffer (reads and writes always fit in one; a long
-//! VERIFY walks its range chunk by chunk). Missing buffers or submission-queue space park the
-//! command; it is retried every loop turn, never failed (backpressure, not an error).
+//! SCSI command execution on a reactor: the device model decides; an immediate answer goes
+//! straight back, a shared-state command goes to the control thread, and a block operation
+//! becomes a [`Cmd`] that takes its range locks, runs its steps (see `steps`), and finishes with
+//! one status for the host. Every command is pinned to one table generation for its whole life.
 
-use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use io_uring::{opcode, types};
 use lunar_iscsi::{CommandResult, ScsiCommand, TaskId};
 use lunar_scsi::{BlockIo, BlockOp, Decision, ScsiReply};
-use lunar_uring::{BufId, BufPool, UserData};
+use lunar_uring::{BufId, UserData};
 
-use crate::reactor::{Op, Reactor};
+use crate::reactor::Reactor;
+use crate::requests::{Nexus, RequestKind};
 use crate::stats::IoKind;
-use crate::tables::MAX_TRANSFER_BYTES;
 
-/// What one backend operation does.
-#[derive(Debug, Clone, Copy)]
-pub enum PieceKind {
-    Read,
-    Write { fua: bool },
-    Flush,
-}
-
-/// One backend operation of a command (resubmitted for the remainder after a short transfer).
-#[derive(Debug, Clone, Copy)]
-pub struct Piece {
-    pub kind: PieceKind,
-    pub fd: RawFd,
-    pub device_offset_bytes: u64,
-    /// Offset in the command's buffer.
-    pub buf_offset_bytes: usize,
-    pub len_bytes: usize,
+/// Range lock a command holds on its volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// Not needed (flush, GET LBA STATUS) or not yet taken.
+    None,
+    Shared,
+    Exclusive,
 }
 
 /// A command with backend I/O in progress.
 pub struct Cmd {
-    conn: UserData,
-    task: TaskId,
-    generation: u64,
-    volume: usize,
-    volume_uid: u64,
-    block_size: u64,
-    io: BlockIo,
-    data_out: Vec<u8>,
-    buf: Option<BufId>,
-    total_bytes: u64,
-    done_bytes: u64,
-    chunk_bytes: u64,
-    pending: u32,
-    failed: bool,
-    started: Instant,
+    pub(crate) conn: UserData,
+    pub(crate) task: TaskId,
+    pub(crate) lun: u64,
+    pub(crate) generation: u64,
+    pub(crate) volume: usize,
+    pub(crate) volume_uid: u64,
+    pub(crate) block_size: u64,
+    pub(crate) io: BlockIo,
+    pub(crate) data_out: Vec<u8>,
+    pub(crate) buf: Option<BufId>,
+    /// Bytes of the range (`blocks * block_size`).
+    pub(crate) total_bytes: u64,
+    /// Bytes of the range done by completed chunks.
+    pub(crate) done_bytes: u64,
+    pub(crate) chunk_bytes: u64,
+    /// Two-phase operations (COMPARE AND WRITE, ORWRITE): the write phase is running.
+    pub(crate) write_phase: bool,
+    /// WRITE SAME / WRITE ZEROES: the buffer already holds the pattern.
+    pub(crate) pattern_ready: bool,
+    /// UNMAP: index of the range being deallocated; EXTENDED COPY: of the segment being
+    /// copied (with `done_bytes` the progress inside it and `write_phase` the half of a chunk).
+    pub(crate) range_index: usize,
+    pub(crate) pending: u32,
+    pub(crate) failed: bool,
+    pub(crate) lock: Lock,
+    /// Byte range the lock covers.
+    pub(crate) lock_range: (u64, u64),
+    pub(crate) started: Instant,
+}
+
+impl Cmd {
+    /// The lock this command needs on its range.
+    fn lock_needed(&self) -> Lock {
+        match self.io.op {
+            BlockOp::Flush | BlockOp::GetLbaStatus => Lock::None,
+            BlockOp::CompareAndWrite | BlockOp::OrWrite | BlockOp::WriteAtomic => Lock::Exclusive,
+            _ => Lock::Shared,
+        }
+    }
+
+    /// The byte range the command touches (UNMAP: the span of all its ranges).
+    fn span(&self) -> (u64, u64) {
+        let (mut start, mut end) = (u64::MAX, 0u64);
+        let mut cover = |lba: u64, blocks: u64| {
+            start = start.min(lba * self.block_size);
+            end = end.max((lba + blocks) * self.block_size);
+        };
+        match self.io.op {
+            BlockOp::Unmap { .. } => {
+                for (lba, blocks) in lunar_scsi::unmap_ranges(&self.data_out) {
+                    cover(lba, blocks as u64);
+                }
+            }
+            BlockOp::ExtendedCopy { .. } => {
+                for (source, destination, blocks) in lunar_scsi::copy_segments(&self.data_out) {
+                    cover(source, blocks as u64);
+                    cover(destination, blocks as u64);
+                }
+            }
+            _ => return (self.io.lba * self.block_size, self.total_bytes),
+        }
+        if start < end {
+            (start, end - start)
+        } else {
+            (0, 0)
+        }
+    }
 }
 
 impl Reactor {
@@ -74,42 +111,50 @@ impl Reactor {
             .map(|i| &table.targets[i]);
         let lun = target.and_then(|t| t.lun(command.lun));
         let lun_ids: &[u64] = target.map(|t| &t.lun_ids[..]).unwrap_or(&[]);
-        let nexus = conn.nexus.entry(command.lun).or_default();
         let decision = lunar_scsi::decide(
             lun.map(|l| &l.unit),
             lun_ids,
-            nexus,
+            conn.nexus_for(command.lun),
             &command.cdb,
             command.expected_len_bytes,
             &command.data_out,
         );
-        match decision {
-            Decision::Reply(reply) => {
-                let now = self.now_ms();
-                let conn = self.conns.get_mut(conn_id).expect("live");
-                conn.iscsi.on_command_done(
-                    command.task,
-                    CommandResult {
-                        status: reply.status,
-                        sense: &reply.sense,
-                        data_in: &reply.data_in,
-                        scsi_transfer_len_bytes: reply.transfer_len_bytes,
-                    },
-                    now,
-                );
-                conn.commands -= 1;
-                conn.iscsi.recycle(command.data_out);
-                self.tables.unpin(generation);
-                self.pump(conn_id);
+        let lun_info = lun.map(|l| (l.volume, l.unit.block_size as u64, l.unit.volume_uid));
+        match (decision, lun_info) {
+            (Decision::Reply(reply), _) => {
+                self.complete_now(conn_id, command.task, generation, &reply);
+                if let Some(conn) = self.conns.get_mut(conn_id) {
+                    conn.iscsi.recycle(command.data_out);
+                }
             }
-            Decision::Io(io) => {
-                let lun = lun.expect("the model asks for I/O only on a mapped LUN");
-                let volume = lun.volume;
-                let block_size = lun.unit.block_size as u64;
-                let volume_uid = lun.unit.volume_uid;
+            (Decision::Control(request), Some((_, _, volume_uid))) => {
+                let conn = self.conns.get(conn_id).expect("live");
+                let nexus = conn
+                    .nexus_id
+                    .as_ref()
+                    .map(|n| Nexus {
+                        initiator_port: n.initiator_port.clone(),
+                        target_port: n.target_port.clone(),
+                    })
+                    .unwrap_or(Nexus {
+                        initiator_port: String::new(),
+                        target_port: String::new(),
+                    });
+                let kind = RequestKind::SharedStateCommand {
+                    target: conn.target.clone().unwrap_or_default(),
+                    lun: command.lun,
+                    volume_uid,
+                    nexus,
+                    cdb: request.cdb.to_vec(),
+                    data_out: command.data_out,
+                };
+                self.forward_to_control(conn_id, command.task, generation, kind);
+            }
+            (Decision::Io(io), Some((volume, block_size, volume_uid))) => {
                 let cmd = Cmd {
                     conn: conn_id,
                     task: command.task,
+                    lun: command.lun,
                     generation,
                     volume,
                     volume_uid,
@@ -120,12 +165,17 @@ impl Reactor {
                     total_bytes: io.blocks as u64 * block_size,
                     done_bytes: 0,
                     chunk_bytes: 0,
+                    write_phase: false,
+                    pattern_ready: false,
+                    range_index: 0,
                     pending: 0,
                     failed: false,
+                    lock: Lock::None,
+                    lock_range: (0, 0),
                     started: Instant::now(),
                 };
                 match self.cmds.insert(cmd) {
-                    Ok(id) => self.start_chunk(id),
+                    Ok(id) => self.advance(id),
                     Err(cmd) => {
                         // The command table is sized above every session's queue depth on this
                         // reactor; reaching it means the bound was misconfigured.
@@ -134,303 +184,113 @@ impl Reactor {
                     }
                 }
             }
-        }
-    }
-
-    /// Start the next chunk of `id`, or park it when resources are short.
-    pub(crate) fn start_chunk(&mut self, id: UserData) {
-        let Some(cmd) = self.cmds.get(id) else {
-            return;
-        };
-        let io = cmd.io;
-        let generation = cmd.generation;
-        let volume_index = cmd.volume;
-        if io.op == BlockOp::Flush {
-            self.start_flush(id, generation, volume_index);
-            return;
-        }
-        let chunk = (cmd.total_bytes - cmd.done_bytes).min(MAX_TRANSFER_BYTES as u64);
-        let offset = io.lba * cmd.block_size + cmd.done_bytes;
-        let done = cmd.done_bytes as usize;
-        let buf = match cmd.buf {
-            Some(b) => b,
-            None => match self.ring.bufs_mut().alloc(chunk as usize) {
-                Some(b) => b,
-                None => {
-                    self.parked.push_back(id);
-                    return;
-                }
-            },
-        };
-        let Reactor {
-            tables,
-            cmds,
-            ring,
-            extents,
-            ..
-        } = self;
-        let cmd = cmds.get_mut(id).expect("checked");
-        cmd.buf = Some(buf);
-        let table = tables.get(generation).expect("pinned table is live");
-        let snapshot = &table.snapshot;
-        let Some(volume) = snapshot.volumes.get(volume_index) else {
-            cmd.failed = true;
-            self.complete_chunk(id);
-            return;
-        };
-        extents.clear();
-        if volume.map.plan(offset, chunk, extents).is_err() {
-            cmd.failed = true;
-            self.complete_chunk(id);
-            return;
-        }
-        if !ring.ensure_sq_space(extents.len())
-            || self.ops.capacity() - self.ops.len() < extents.len()
-        {
-            self.parked.push_back(id);
-            return;
-        }
-        let kind = match io.op {
-            BlockOp::Write => PieceKind::Write { fua: io.fua },
-            _ => PieceKind::Read,
-        };
-        if let PieceKind::Write { .. } = kind {
-            let src = cmd.data_out.get(done..done + chunk as usize);
-            match src {
-                Some(src) => ring.bufs_mut().slice_mut(buf)[..chunk as usize].copy_from_slice(src),
-                None => {
-                    cmd.failed = true;
-                    self.complete_chunk(id);
-                    return;
-                }
-            }
-        }
-        cmd.chunk_bytes = chunk;
-        let mut pieces = std::mem::take(&mut self.pieces);
-        pieces.clear();
-        let mut missing_device = false;
-        for extent in extents.iter() {
-            match snapshot
-                .devices
-                .get(extent.device as usize)
-                .and_then(|d| d.as_ref())
-            {
-                Some(device) => pieces.push(Piece {
-                    kind,
-                    fd: device.fd.as_raw_fd(),
-                    device_offset_bytes: extent.device_offset_bytes,
-                    buf_offset_bytes: extent.request_offset_bytes as usize,
-                    len_bytes: extent.len_bytes as usize,
-                }),
-                None => missing_device = true,
-            }
-        }
-        if missing_device {
-            cmd.failed = true;
-            self.pieces = pieces;
-            self.complete_chunk(id);
-            return;
-        }
-        cmd.pending = pieces.len() as u32;
-        for piece in pieces.drain(..) {
-            self.submit_piece(id, buf, piece);
-        }
-        self.pieces = pieces;
-    }
-
-    fn start_flush(&mut self, id: UserData, generation: u64, volume_index: usize) {
-        let table = self.tables.get(generation).expect("pinned table is live");
-        let snapshot = table.snapshot.clone();
-        let mut fds: Vec<RawFd> = Vec::new();
-        if let Some(volume) = snapshot.volumes.get(volume_index) {
-            self.extents.clear();
-            let _ = volume.map.plan(0, volume.map.size_bytes, &mut self.extents);
-            for extent in &self.extents {
-                if let Some(Some(device)) = snapshot.devices.get(extent.device as usize) {
-                    let fd = device.fd.as_raw_fd();
-                    if !fds.contains(&fd) {
-                        fds.push(fd);
-                    }
-                }
-            }
-        }
-        if !self.ring.ensure_sq_space(fds.len()) {
-            self.parked.push_back(id);
-            return;
-        }
-        let cmd = self.cmds.get_mut(id).expect("live");
-        cmd.pending = fds.len() as u32;
-        if fds.is_empty() {
-            self.complete_chunk(id);
-            return;
-        }
-        for fd in fds {
-            let piece = Piece {
-                kind: PieceKind::Flush,
-                fd,
-                device_offset_bytes: 0,
-                buf_offset_bytes: 0,
-                len_bytes: 0,
-            };
-            self.submit_piece(id, None, piece);
-        }
-    }
-
-    fn submit_piece(&mut self, id: UserData, buf: impl Into<Option<BufId>>, piece: Piece) {
-        let buf = buf.into();
-        let fd = types::Fd(piece.fd);
-        let entry = match (piece.kind, buf) {
-            (PieceKind::Flush, _) => opcode::Fsync::new(fd)
-                .flags(types::FsyncFlags::DATASYNC)
-                .build(),
-            (PieceKind::Read, Some(buf)) => {
-                let fixed = self.ring.fixed_buffers();
-                let ptr = self.ring.bufs_mut().ptr(buf, piece.buf_offset_bytes);
-                let len = piece.len_bytes as u32;
-                if fixed {
-                    opcode::ReadFixed::new(fd, ptr, len, BufPool::registered_index(buf))
-                        .offset(piece.device_offset_bytes)
-                        .build()
-                } else {
-                    opcode::Read::new(fd, ptr, len)
-                        .offset(piece.device_offset_bytes)
-                        .build()
-                }
-            }
-            (PieceKind::Write { fua }, Some(buf)) => {
-                let fixed = self.ring.fixed_buffers();
-                let ptr = self.ring.bufs_mut().ptr(buf, piece.buf_offset_bytes);
-                let len = piece.len_bytes as u32;
-                let rw_flags = if fua { libc::RWF_DSYNC } else { 0 };
-                if fixed {
-                    opcode::WriteFixed::new(fd, ptr, len, BufPool::registered_index(buf))
-                        .offset(piece.device_offset_bytes)
-                        .rw_flags(rw_flags)
-                        .build()
-                } else {
-                    opcode::Write::new(fd, ptr, len)
-                        .offset(piece.device_offset_bytes)
-                        .rw_flags(rw_flags)
-                        .build()
-                }
-            }
             (_, None) => {
-                self.on_backend(id, piece, -libc::EINVAL);
-                return;
+                // The model asks for I/O or control only on a mapped LUN.
+                let reply = lunar_scsi::io_error_reply(&BlockIo {
+                    op: BlockOp::Read,
+                    lba: 0,
+                    blocks: 0,
+                    fua: false,
+                    transfer_len_bytes: 0,
+                });
+                self.complete_now(conn_id, command.task, generation, &reply);
             }
-        };
-        // SAFETY: the buffer belongs to the ring's pool and stays lent to this command until
-        // its last piece completes; the device fd is kept open by the pinned table generation.
-        if unsafe { self.push_op(entry, Op::Backend { cmd: id, piece }) }.is_none() {
-            // Space was checked before the chunk started; treat a failure as an I/O error
-            // rather than losing the piece.
-            self.on_backend(id, piece, -libc::EBUSY);
         }
     }
 
-    pub(crate) fn on_backend(&mut self, id: UserData, piece: Piece, result: i32) {
-        let Some(cmd) = self.cmds.get_mut(id) else {
-            return;
-        };
-        let buf = cmd.buf;
-        if result == -libc::EAGAIN || result == -libc::EINTR {
-            self.submit_piece(id, buf, piece);
-            return;
+    /// Answer a command that needed no I/O.
+    fn complete_now(
+        &mut self,
+        conn_id: UserData,
+        task: TaskId,
+        generation: u64,
+        reply: &ScsiReply,
+    ) {
+        let now = self.now_ms();
+        if let Some(conn) = self.conns.get_mut(conn_id) {
+            conn.iscsi.on_command_done(
+                task,
+                CommandResult {
+                    status: reply.status,
+                    sense: &reply.sense,
+                    data_in: &reply.data_in,
+                    scsi_transfer_len_bytes: reply.transfer_len_bytes,
+                },
+                now,
+            );
+            conn.commands -= 1;
         }
-        if result < 0 || (result == 0 && piece.len_bytes > 0) {
-            if !cmd.failed {
-                tracing::warn!(
-                    reactor = self.id,
-                    fd = piece.fd,
-                    offset = piece.device_offset_bytes,
-                    len = piece.len_bytes,
-                    "backend I/O failed: {}",
-                    if result < 0 {
-                        std::io::Error::from_raw_os_error(-result).to_string()
-                    } else {
-                        "unexpected end of file".to_string()
-                    }
-                );
-            }
-            cmd.failed = true;
-        } else if (result as usize) < piece.len_bytes {
-            let n = result as usize;
-            let rest = Piece {
-                device_offset_bytes: piece.device_offset_bytes + n as u64,
-                buf_offset_bytes: piece.buf_offset_bytes + n,
-                len_bytes: piece.len_bytes - n,
-                ..piece
-            };
-            self.submit_piece(id, buf, rest);
-            return;
-        }
-        let cmd = self.cmds.get_mut(id).expect("live");
-        cmd.pending -= 1;
-        if cmd.pending == 0 {
-            self.complete_chunk(id);
-        }
+        self.tables.unpin(generation);
+        self.note_task_finished(conn_id, task);
+        self.pump(conn_id);
     }
 
-    /// All pieces of the current chunk are done: continue with the next chunk or finish.
-    fn complete_chunk(&mut self, id: UserData) {
-        let Some(cmd) = self.cmds.get_mut(id) else {
-            return;
+    /// Take the command's range lock if it needs one; false (parked) when it must wait.
+    pub(crate) fn take_lock(&mut self, id: UserData) -> bool {
+        let Some(cmd) = self.cmds.get(id) else {
+            return false;
         };
-        if !cmd.failed && cmd.io.op == BlockOp::Compare {
-            if let Some(offset) = self.first_mismatch(id) {
-                let cmd = self.cmds.remove(id).expect("live");
-                let reply = lunar_scsi::miscompare_reply(&cmd.io, offset);
-                self.finish(cmd, reply);
-                return;
-            }
+        let needed = cmd.lock_needed();
+        if cmd.lock != Lock::None || needed == Lock::None {
+            return true;
         }
-        let cmd = self.cmds.get_mut(id).expect("live");
-        if !cmd.failed && cmd.io.op != BlockOp::Flush {
-            cmd.done_bytes += cmd.chunk_bytes;
-            if cmd.done_bytes < cmd.total_bytes {
-                self.start_chunk(id);
-                return;
-            }
-        }
-        let cmd = self.cmds.remove(id).expect("live");
-        let reply = if cmd.failed {
-            lunar_scsi::io_error_reply(&cmd.io)
+        let (offset, len) = cmd.span();
+        let Some(locks) = self
+            .tables
+            .get(cmd.generation)
+            .and_then(|t| t.locks.get(cmd.volume).cloned())
+        else {
+            return true;
+        };
+        let taken = match needed {
+            Lock::Shared => locks.try_shared(offset, len),
+            Lock::Exclusive => locks.try_exclusive(offset, len),
+            Lock::None => true,
+        };
+        if taken {
+            let cmd = self.cmds.get_mut(id).expect("live");
+            cmd.lock = needed;
+            cmd.lock_range = (offset, len);
         } else {
-            lunar_scsi::good_reply(&cmd.io)
-        };
-        self.finish(cmd, reply);
+            self.parked.push_back(id);
+        }
+        taken
     }
 
-    /// For a compare chunk just read: the offset (from the start of the command's range) of the
-    /// first byte that differs from the data-out, if any.
-    fn first_mismatch(&self, id: UserData) -> Option<u64> {
-        let cmd = self.cmds.get(id)?;
-        let buf = cmd.buf?;
-        let start = cmd.done_bytes as usize;
-        let len = cmd.chunk_bytes as usize;
-        let read = &self.ring.bufs().slice(buf)[..len];
-        let Some(expected) = cmd.data_out.get(start..start + len) else {
-            return Some(cmd.done_bytes);
+    fn release_lock(&mut self, cmd: &Cmd) {
+        let Some(locks) = self
+            .tables
+            .get(cmd.generation)
+            .and_then(|t| t.locks.get(cmd.volume).cloned())
+        else {
+            return;
         };
-        read.iter()
-            .zip(expected)
-            .position(|(a, b)| a != b)
-            .map(|i| (start + i) as u64)
+        let (offset, len) = cmd.lock_range;
+        match cmd.lock {
+            Lock::Shared => locks.release_shared(offset, len),
+            Lock::Exclusive => locks.release_exclusive(offset, len),
+            Lock::None => {}
+        }
     }
 
     /// Report the command to its connection (if still there) and release what it held.
-    fn finish(&mut self, mut cmd: Cmd, reply: ScsiReply) {
+    pub(crate) fn finish(&mut self, mut cmd: Cmd, reply: ScsiReply) {
+        self.release_lock(&cmd);
         let now = self.now_ms();
         let latency_us = cmd.started.elapsed().as_micros() as u64;
         let kind = match cmd.io.op {
             BlockOp::Read => IoKind::Read,
-            BlockOp::Write => IoKind::Write,
+            BlockOp::Write | BlockOp::WriteAtomic => IoKind::Write,
             _ => IoKind::Other,
         };
         self.stats
             .record(cmd.volume_uid, kind, cmd.total_bytes, latency_us);
         let Reactor { conns, ring, .. } = self;
         if let Some(conn) = conns.get_mut(cmd.conn) {
+            if let BlockOp::ExtendedCopy { .. } = cmd.io.op {
+                conn.nexus_for(cmd.lun)
+                    .copy_finished(&cmd.io, reply.status == 0);
+            }
             let data_in: &[u8] = match (cmd.io.op, cmd.buf, reply.status) {
                 (BlockOp::Read, Some(buf), 0) => {
                     &ring.bufs().slice(buf)[..cmd.total_bytes as usize]
@@ -456,6 +316,7 @@ impl Reactor {
             self.ring.bufs_mut().free(buf);
         }
         self.tables.unpin(cmd.generation);
+        self.note_task_finished(cmd.conn, cmd.task);
         self.pump(cmd.conn);
     }
 }

@@ -7,12 +7,17 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use io_uring::{opcode, types};
-use lunar_iscsi::{Action, CloseReason, Connection, TargetCatalog};
-use lunar_scsi::NexusState;
+use lunar_iscsi::{Action, ChapConfig, CloseReason, Connection, SessionKind, TargetCatalog};
+use std::sync::Arc;
+
+use lunar_scsi::{NexusId, NexusState};
 use lunar_uring::UserData;
 
+use crate::mailbox::FromReactor;
 use crate::net;
 use crate::reactor::{Op, Reactor};
+use crate::requests::{Nexus, RequestKind};
+use crate::snapshot::ChapAuth;
 use crate::tables::InstalledTable;
 
 /// Bytes one receive may bring in.
@@ -37,12 +42,25 @@ pub struct Conn {
     closing_since_ms: Option<u64>,
     shutdown_sent: bool,
     pub(crate) target: Option<String>,
+    /// `InitiatorName,i,0xISID|TargetName`: sessions with the same key reinstate each other.
+    pub(crate) session_key: Option<String>,
+    /// The I_T nexus of this session, for the device model (reservations, unit attentions).
+    pub(crate) nexus_id: Option<Arc<NexusId>>,
     pub(crate) nexus: HashMap<u64, NexusState>,
 }
 
 impl Conn {
     fn raw_fd(&self) -> i32 {
         self.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1)
+    }
+
+    /// The device-model state of this nexus for `lun`, created on first use.
+    pub(crate) fn nexus_for(&mut self, lun: u64) -> &mut NexusState {
+        let identity = self.nexus_id.clone();
+        self.nexus.entry(lun).or_insert_with(|| match identity {
+            Some(identity) => NexusState::for_nexus(identity),
+            None => NexusState::new(),
+        })
     }
 
     pub(crate) fn is_closing(&self) -> bool {
@@ -74,6 +92,45 @@ impl TargetCatalog for CatalogView<'_> {
             .map(|t| (t.iqn.clone(), self.portals.to_vec()))
             .collect()
     }
+
+    fn chap(&self, target: Option<&str>) -> Option<ChapConfig> {
+        let auth = match target {
+            None => self.table.snapshot.discovery_chap.as_ref(),
+            Some(iqn) => self
+                .table
+                .target_index(iqn)
+                .and_then(|i| self.table.snapshot.targets[i].chap.as_ref()),
+        };
+        auth.map(chap_config)
+    }
+
+    fn initiator_allowed(&self, target: &str, initiator: &str) -> bool {
+        let Some(index) = self.table.target_index(target) else {
+            return false;
+        };
+        let allowed = &self.table.snapshot.targets[index].allowed_initiators;
+        allowed.is_empty() || allowed.iter().any(|a| a.eq_ignore_ascii_case(initiator))
+    }
+}
+
+fn chap_config(auth: &ChapAuth) -> ChapConfig {
+    ChapConfig {
+        username: auth.initiator.username.clone(),
+        secret: auth.initiator.secret.clone(),
+        mutual: auth
+            .mutual
+            .as_ref()
+            .map(|m| (m.username.clone(), m.secret.clone())),
+    }
+}
+
+/// `InitiatorName,i,0xISID` (SPC-4 / RFC 7143 initiator port name).
+fn initiator_port(initiator: &str, isid: [u8; 6]) -> String {
+    let mut port = format!("{initiator},i,0x");
+    for byte in isid {
+        port.push_str(&format!("{byte:02x}"));
+    }
+    port
 }
 
 fn portal_string(addr: SocketAddr, tpgt: u16) -> String {
@@ -130,6 +187,8 @@ impl Reactor {
             closing_since_ms: None,
             shutdown_sent: false,
             target: None,
+            session_key: None,
+            nexus_id: None,
             nexus: HashMap::new(),
         };
         match self.conns.insert(conn) {
@@ -241,22 +300,58 @@ impl Reactor {
                     kind,
                     initiator,
                     target,
-                } => {
-                    let peer = self.conns.get(id).and_then(|c| c.peer);
-                    tracing::info!(
-                        reactor = self.id,
-                        peer = ?peer,
-                        ?kind,
-                        initiator = %initiator,
-                        target = target.as_deref().unwrap_or("-"),
-                        "login complete"
-                    );
-                    if let Some(conn) = self.conns.get_mut(id) {
-                        conn.target = target;
-                    }
-                }
+                    isid,
+                    tsih,
+                } => self.on_logged_in(id, kind, initiator, target, isid, tsih),
+                Action::Reset {
+                    id: reset,
+                    function,
+                } => self.on_reset(id, reset, function),
                 Action::Close(reason) => self.begin_close(id, reason, false),
             }
+        }
+    }
+
+    fn on_logged_in(
+        &mut self,
+        id: UserData,
+        kind: SessionKind,
+        initiator: String,
+        target: Option<String>,
+        isid: [u8; 6],
+        tsih: u16,
+    ) {
+        let tpgt = self.conn_config.portal_group_tag;
+        let reactor = self.id;
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        tracing::info!(
+            reactor,
+            peer = ?conn.peer,
+            ?kind,
+            initiator = %initiator,
+            target = target.as_deref().unwrap_or("-"),
+            tsih,
+            "login complete"
+        );
+        let port = initiator_port(&initiator, isid);
+        if let (SessionKind::Normal, Some(target)) = (kind, target.as_deref()) {
+            conn.nexus_id = Some(Arc::new(NexusId {
+                initiator_port: port.clone(),
+                target_port: format!("{target},t,0x{tpgt:04x}"),
+                relative_target_port_id: tpgt,
+            }));
+            let key = format!("{port}|{target}");
+            conn.session_key = Some(key.clone());
+            self.send_to_control(FromReactor::SessionLogin {
+                reactor,
+                conn: id.0,
+                initiator_port: key,
+            });
+        }
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.target = target;
         }
     }
 
@@ -269,6 +364,21 @@ impl Reactor {
         };
         if conn.closing_since_ms.is_none() {
             conn.closing_since_ms = Some(now_ms);
+            // The nexus ends now: its SPC-2 reservations must be gone before the initiator,
+            // told its logout succeeded, asks for them again.
+            if let (Some(nexus), Some(target)) = (conn.nexus_id.take(), conn.target.clone()) {
+                let lost = RequestKind::NexusLost {
+                    target,
+                    nexus: Nexus {
+                        initiator_port: nexus.initiator_port.clone(),
+                        target_port: nexus.target_port.clone(),
+                    },
+                };
+                self.notify_control(lost);
+            }
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
             let peer = conn.peer;
             match &reason {
                 CloseReason::Logout | CloseReason::PeerClosed => {
@@ -377,6 +487,15 @@ impl Reactor {
         let Some(mut conn) = self.conns.remove(id) else {
             return;
         };
+        if let (Some(nexus), Some(target)) = (conn.nexus_id.take(), conn.target.take()) {
+            self.notify_control(RequestKind::NexusLost {
+                target,
+                nexus: Nexus {
+                    initiator_port: nexus.initiator_port.clone(),
+                    target_port: nexus.target_port.clone(),
+                },
+            });
+        }
         if let Some(fd) = conn.fd.take() {
             self.close_fd_async(fd.into_raw_fd());
         }

@@ -52,7 +52,27 @@ impl Reactor {
         self.send_to_control(FromReactor::Request(ReactorRequest { id, kind }));
     }
 
+    /// Tell the control thread something it must act on, expecting no answer.
+    pub(crate) fn notify_control(&mut self, kind: RequestKind) {
+        self.ask_control(kind);
+    }
+
+    /// Send a request whose answer the caller waits for itself; returns its sequence number.
+    pub(crate) fn ask_control(&mut self, kind: RequestKind) -> u64 {
+        self.requests.next_seq += 1;
+        let seq = self.requests.next_seq;
+        let id = RequestId {
+            reactor: self.id,
+            seq,
+        };
+        self.send_to_control(FromReactor::Request(ReactorRequest { id, kind }));
+        seq
+    }
+
     pub(crate) fn on_control_answer(&mut self, seq: u64, reply: ScsiReply) {
+        if self.reset_answered(seq) {
+            return;
+        }
         let Some(waiting) = self.requests.awaiting.remove(&seq) else {
             return;
         };
@@ -73,16 +93,28 @@ impl Reactor {
             conn.commands -= 1;
         }
         self.tables.unpin(waiting.generation);
+        self.note_task_finished(waiting.conn, waiting.task);
         self.pump(waiting.conn);
     }
 
-    /// Another session reinstated `initiator_port`: close ours (except `keep`).
-    pub(crate) fn close_sessions(&mut self, initiator_port: &str, keep: Option<(usize, u64)>) {
-        let _ = (initiator_port, keep);
-    }
-
-    /// A session on another reactor reset a logical unit (or the whole target).
-    pub(crate) fn reset_from_elsewhere(&mut self, target: &str, lun: Option<u64>) {
-        let _ = (target, lun);
+    /// A new login reinstated the session `key` (`InitiatorName,i,0xISID|TargetName`): close
+    /// ours with that key, except the new one (`keep`: reactor index and connection id).
+    pub(crate) fn close_sessions(&mut self, key: &str, keep: Option<(usize, u64)>) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for id in self.conns.ids() {
+            if keep == Some((self.id, id.0)) {
+                continue;
+            }
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            if conn.session_key.as_deref() != Some(key) {
+                continue;
+            }
+            conn.iscsi.close_for_reinstatement(&mut actions);
+            self.apply_actions(id, &mut actions);
+            self.pump(id);
+        }
+        self.actions = actions;
     }
 }

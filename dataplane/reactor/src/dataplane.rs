@@ -3,6 +3,7 @@
 //! "drained" reports, drops released tables, and gathers statistics. Blocking waits happen here,
 //! on the control thread, never on a reactor.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,6 +13,7 @@ use lunar_scsi::ScsiReply;
 
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
 use crate::net;
+use crate::range_locks::RangeLocks;
 use crate::reactor::Reactor;
 use crate::requests::{ReactorRequest, RequestId};
 use crate::snapshot::Snapshot;
@@ -110,6 +112,8 @@ pub struct DataPlane {
     requests: Vec<ReactorRequest>,
     /// Messages for reactors that could not be queued yet (reactor index, message).
     outgoing: Vec<(usize, ToReactor)>,
+    /// Range locks of every volume by uid, kept across generations.
+    locks: HashMap<u64, Arc<RangeLocks>>,
     /// The newest published table (for naming volumes in statistics).
     current: Arc<Snapshot>,
 }
@@ -202,6 +206,7 @@ impl DataPlane {
             portals: vec![listen],
             requests: Vec::new(),
             outgoing: Vec::new(),
+            locks: HashMap::new(),
             current: initial,
         })
     }
@@ -272,14 +277,14 @@ impl DataPlane {
                     FromReactor::Reset {
                         reactor,
                         target,
-                        lun,
+                        function,
                     } => {
                         for index in (0..count).filter(|&i| i != reactor) {
                             self.outgoing.push((
                                 index,
                                 ToReactor::Reset {
                                     target: target.clone(),
-                                    lun,
+                                    function,
                                 },
                             ));
                         }
@@ -383,10 +388,22 @@ impl DataPlane {
         self.generation += 1;
         let generation = self.generation;
         snapshot.generation = generation;
+        let locks: Vec<Arc<RangeLocks>> = snapshot
+            .volumes
+            .iter()
+            .map(|v| self.locks.entry(v.uid).or_default().clone())
+            .collect();
+        let uids: Vec<u64> = snapshot.volumes.iter().map(|v| v.uid).collect();
+        self.locks.retain(|uid, _| uids.contains(uid));
+        let locks = Arc::new(locks);
         let snapshot = Arc::new(snapshot);
         self.current = snapshot.clone();
         for index in 0..self.reactors.len() {
-            self.send(index, ToReactor::Install(snapshot.clone()))
+            let message = ToReactor::Install {
+                snapshot: snapshot.clone(),
+                locks: locks.clone(),
+            };
+            self.send(index, message)
                 .map_err(|()| PublishError::NotAcknowledged(index, generation))?;
         }
         drop(snapshot);

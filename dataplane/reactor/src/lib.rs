@@ -11,17 +11,21 @@ mod control_requests;
 pub mod dataplane;
 mod mailbox;
 mod net;
+mod pieces;
 mod portals;
+mod range_locks;
 mod reactor;
 pub mod requests;
+mod resets;
 pub mod snapshot;
 mod stats;
+mod steps;
 mod tables;
 
 pub use backend::{BackendError, BackendFile, BackendKind};
 pub use dataplane::{
     DataPlane, DataPlaneConfig, PollMode, PortalError, PublishError, StartError, VolumeStats,
 };
-pub use requests::{Nexus, ReactorRequest, RequestId, RequestKind};
+pub use requests::{DeviceRange, Nexus, ReactorRequest, RequestId, RequestKind};
 pub use snapshot::{ChapAuth, ChapSecret, LunEntry, Snapshot, TargetEntry, VolumeEntry};
 pub use tables::MAX_TRANSFER_BYTES;

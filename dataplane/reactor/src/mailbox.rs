@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use lunar_iscsi::ResetFunction;
 use lunar_scsi::ScsiReply;
 
+use crate::range_locks::RangeLocks;
 use crate::requests::ReactorRequest;
 use crate::snapshot::Snapshot;
 use crate::stats::VolumeCounters;
@@ -22,8 +24,12 @@ pub const FROM_REACTOR_RING_CAPACITY: usize = 256;
 /// Control thread → reactor.
 #[derive(Debug)]
 pub enum ToReactor {
-    /// Install this table generation between commands.
-    Install(Arc<Snapshot>),
+    /// Install this table generation between commands; `locks[i]` are the range locks of
+    /// `snapshot.volumes[i]`, shared by every reactor.
+    Install {
+        snapshot: Arc<Snapshot>,
+        locks: Arc<Vec<Arc<RangeLocks>>>,
+    },
     /// Send back the per-volume counters.
     StatsRequest,
     /// Close every connection and exit once in-flight I/O finished.
@@ -40,9 +46,12 @@ pub enum ToReactor {
         initiator_port: String,
         keep: Option<(usize, u64)>,
     },
-    /// Another session reset a logical unit (`lun: Some`) or the whole target: abort the tasks
-    /// in scope on this reactor's sessions to that target and raise the unit attention.
-    Reset { target: String, lun: Option<u64> },
+    /// Another session reset a logical unit or the whole target: abort the tasks in scope on
+    /// this reactor's sessions to that target and raise the unit attention.
+    Reset {
+        target: String,
+        function: ResetFunction,
+    },
 }
 
 /// Reactor → control thread.
@@ -72,7 +81,7 @@ pub enum FromReactor {
     Reset {
         reactor: usize,
         target: String,
-        lun: Option<u64>,
+        function: ResetFunction,
     },
 }
 

@@ -19,12 +19,14 @@ use lunar_iscsi::{Action, ConnConfig};
 use lunar_uring::{BufPool, Completion, OpSlab, Ring, UserData};
 use lunar_volume::Extent;
 
-use crate::command::{Cmd, Piece};
+use crate::command::Cmd;
 use crate::conn::Conn;
 use crate::control_requests::ControlRequests;
 use crate::dataplane::PollMode;
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
+use crate::pieces::Piece;
 use crate::portals::Listeners;
+use crate::resets::Resets;
 use crate::snapshot::Snapshot;
 use crate::stats::ReactorStats;
 use crate::tables::{Tables, MAX_TRANSFER_BYTES};
@@ -80,6 +82,7 @@ pub struct Reactor {
     started: Instant,
     pub(crate) stats: ReactorStats,
     pub(crate) requests: ControlRequests,
+    pub(crate) resets: Resets,
     /// Commands waiting for a buffer or submission-queue space, retried each turn.
     pub(crate) parked: VecDeque<UserData>,
     /// Connections whose send or receive could not be queued, retried each turn.
@@ -127,6 +130,7 @@ impl Reactor {
             started: Instant::now(),
             stats: ReactorStats::default(),
             requests: ControlRequests::default(),
+            resets: Resets::default(),
             parked: VecDeque::new(),
             starved_conns: Vec::new(),
             actions: Vec::new(),
@@ -250,9 +254,9 @@ impl Reactor {
         while let Some(message) = self.mailbox.to_reactor.try_recv() {
             worked = true;
             match message {
-                ToReactor::Install(snapshot) => {
+                ToReactor::Install { snapshot, locks } => {
                     let generation = snapshot.generation;
-                    if self.tables.install(snapshot) {
+                    if self.tables.install(snapshot, locks) {
                         self.send_to_control(FromReactor::Installed(generation));
                     } else {
                         tracing::error!(
@@ -274,7 +278,9 @@ impl Reactor {
                     initiator_port,
                     keep,
                 } => self.close_sessions(&initiator_port, keep),
-                ToReactor::Reset { target, lun } => self.reset_from_elsewhere(&target, lun),
+                ToReactor::Reset { target, function } => {
+                    self.reset_from_elsewhere(&target, function)
+                }
                 ToReactor::Shutdown => {
                     self.shutting_down = true;
                     for id in self.conns.ids() {
@@ -317,7 +323,7 @@ impl Reactor {
             let Some(cmd) = self.parked.pop_front() else {
                 break;
             };
-            self.start_chunk(cmd);
+            self.advance(cmd);
         }
         let now = self.now_ms();
         if now.saturating_sub(self.last_tick_ms) >= TICK_MS {

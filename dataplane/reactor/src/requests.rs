@@ -39,4 +39,35 @@ pub enum RequestKind {
         cdb: Vec<u8>,
         data_out: Vec<u8>,
     },
+    /// A session ended (logout, connection lost, reinstated): its I_T nexus is gone. SPC-2
+    /// reservations it held on the target's logical units end. No answer is expected.
+    NexusLost { target: String, nexus: Nexus },
+    /// A LOGICAL UNIT RESET (`lun: Some`) or TARGET WARM/COLD RESET (`lun: None`, `cold`)
+    /// happened on `target`: reset the logical units' shared state as SAM says (SPC-2
+    /// reservations end, every nexus gets the unit attention), publish it, then answer (any
+    /// reply): the task management response waits for it.
+    Reset {
+        target: String,
+        lun: Option<u64>,
+        cold: bool,
+    },
+    /// GET LBA STATUS: find which parts of `ranges` are allocated on their devices
+    /// (SEEK_DATA / SEEK_HOLE) and answer with `lunar_scsi::lba_status_reply(&io, extents)`,
+    /// extents in volume blocks of `block_size` bytes.
+    AllocationStatus {
+        io: lunar_scsi::BlockIo,
+        block_size: u64,
+        ranges: Vec<DeviceRange>,
+    },
+}
+
+/// One piece of a volume range on a backing device, by the descriptor the pinned table keeps
+/// open while the request is outstanding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceRange {
+    pub fd: std::os::fd::RawFd,
+    pub device_offset_bytes: u64,
+    pub len_bytes: u64,
+    /// Where the piece starts in the volume.
+    pub volume_offset_bytes: u64,
 }

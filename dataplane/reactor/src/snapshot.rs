@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use lunar_scsi::pr::ReservationState;
 use lunar_volume::VolumeMap;
 
 use crate::backend::BackendFile;
@@ -52,6 +53,9 @@ pub struct VolumeEntry {
     pub uid: u64,
     pub block_size: u32,
     pub map: VolumeMap,
+    /// State every I_T nexus of the volume's logical unit shares (persistent reservations):
+    /// owned by the control thread, which publishes a new one with each change.
+    pub reservations: Arc<ReservationState>,
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use lunar_scsi::LogicalUnit;
 
+use crate::range_locks::RangeLocks;
 use crate::snapshot::Snapshot;
 
 /// Largest transfer one command may ask for; also the size of the large I/O buffers.
@@ -40,13 +41,15 @@ impl InstalledTarget {
 /// A generation with its derived data and pin count.
 pub struct InstalledTable {
     pub snapshot: Arc<Snapshot>,
+    /// Range locks per volume (same index as `snapshot.volumes`), shared by every reactor.
+    pub locks: Arc<Vec<Arc<RangeLocks>>>,
     pub targets: Vec<InstalledTarget>,
     /// Commands pinned to this generation.
     pub pinned: u32,
 }
 
 impl InstalledTable {
-    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+    pub fn new(snapshot: Arc<Snapshot>, locks: Arc<Vec<Arc<RangeLocks>>>) -> Self {
         let targets = snapshot
             .targets
             .iter()
@@ -68,6 +71,14 @@ impl InstalledTable {
                                 volume_name: v.name.clone(),
                                 max_transfer_blocks: MAX_TRANSFER_BYTES / block_size,
                                 write_cache: true,
+                                removable: false,
+                                thin_provisioning: true,
+                                unmap_reads_zeroes: true,
+                                // One logical block per physical block: every block is a
+                                // unit of allocation and unmapping (UNMAP granularity 1).
+                                physical_block_exponent: 0,
+                                max_atomic_transfer_blocks: 0,
+                                reservations: v.reservations.clone(),
                             },
                         })
                     })
@@ -83,6 +94,7 @@ impl InstalledTable {
             .collect();
         InstalledTable {
             snapshot,
+            locks,
             targets,
             pinned: 0,
         }
@@ -107,7 +119,7 @@ impl Tables {
     pub fn new(initial: Arc<Snapshot>) -> Self {
         let drained_below = initial.generation;
         let mut live = VecDeque::new();
-        live.push_back(InstalledTable::new(initial));
+        live.push_back(InstalledTable::new(initial, Arc::default()));
         Tables {
             live,
             drained_below,
@@ -126,11 +138,11 @@ impl Tables {
 
     /// Install a newer generation. Returns false (and ignores it) if it is not newer:
     /// generations only grow.
-    pub fn install(&mut self, snapshot: Arc<Snapshot>) -> bool {
+    pub fn install(&mut self, snapshot: Arc<Snapshot>, locks: Arc<Vec<Arc<RangeLocks>>>) -> bool {
         if snapshot.generation <= self.current_generation() {
             return false;
         }
-        self.live.push_back(InstalledTable::new(snapshot));
+        self.live.push_back(InstalledTable::new(snapshot, locks));
         true
     }
 
@@ -186,7 +198,7 @@ mod tests {
         let mut tables = Tables::new(snap(1));
         let g = tables.pin_current();
         assert_eq!(g, 1);
-        assert!(tables.install(snap(2)));
+        assert!(tables.install(snap(2), Arc::default()));
         let mut released = Vec::new();
         assert_eq!(tables.retire(&mut released), None, "gen 1 still pinned");
         assert!(released.is_empty());
@@ -199,8 +211,8 @@ mod tests {
     #[test]
     fn generations_only_grow() {
         let mut tables = Tables::new(snap(3));
-        assert!(!tables.install(snap(3)));
-        assert!(!tables.install(snap(2)));
+        assert!(!tables.install(snap(3), Arc::default()));
+        assert!(!tables.install(snap(2), Arc::default()));
         assert_eq!(tables.current_generation(), 3);
     }
 }

@@ -3,9 +3,11 @@
 //! snapshot -> persist -> publish -> answer. A request that fails at any step changes nothing.
 
 mod access;
+mod allocation;
 mod devices;
 mod portals;
 mod requests;
+mod reservations;
 mod snapshot;
 mod targets;
 #[cfg(test)]
@@ -32,6 +34,7 @@ use crate::store::Persist;
 
 pub use devices::MAX_DEVICES;
 pub use requests::SharedCommand;
+pub use reservations::{encode_saved, restore_reservations, Reservations};
 pub use snapshot::build_snapshot;
 
 /// Facts about the running daemon reported by `daemon_info`.
@@ -60,6 +63,8 @@ pub struct Controller {
     store: Box<dyn Persist>,
     about: About,
     generation: u64,
+    /// Reservation state of each volume's logical unit (see `reservations`).
+    reservations: Reservations,
 }
 
 /// Open every device of a restored configuration. A device that cannot be opened is an error
@@ -96,6 +101,7 @@ pub fn check_config(config: &Config, devices: &Devices) -> Result<(), ControlErr
         volumes::check_new_volume(&so_far, devices, volume)?;
         so_far.volumes.push(volume.clone());
     }
+    restore_reservations(config)?;
     for target in &config.targets {
         targets::check_new_target(&so_far, target)?;
         so_far.targets.push(target.clone());
@@ -109,7 +115,8 @@ impl Controller {
     /// saved portals.
     pub fn new(config: Config, devices: Devices, parts: Parts) -> Result<Controller, ControlError> {
         check_config(&config, &devices)?;
-        let snapshot = build_snapshot(&config, &devices)?;
+        let reservations = restore_reservations(&config)?;
+        let snapshot = build_snapshot(&config, &devices, &reservations)?;
         let mut publisher = parts.publisher;
         let generation = publisher.publish(snapshot).map_err(ControlError::Publish)?;
         let mut controller = Controller {
@@ -120,6 +127,7 @@ impl Controller {
             store: parts.store,
             about: parts.about,
             generation,
+            reservations,
         };
         controller.restore_portals();
         Ok(controller)
@@ -147,20 +155,39 @@ impl Controller {
     /// Make `config` (with `devices` open) the running configuration: snapshot, persist,
     /// publish. On error nothing changed (a publish failure restores the saved file).
     fn commit(&mut self, config: Config, devices: Devices) -> Result<u64, ControlError> {
-        let snapshot = build_snapshot(&config, &devices)?;
-        self.store.save(&config).map_err(ControlError::Persist)?;
+        let reservations = self.reservations.clone();
+        self.install(config, devices, reservations, true)
+    }
+
+    /// [`Controller::commit`] with new reservation states too; the configuration is saved
+    /// only when `save` (changes that are not durable are only published).
+    fn install(
+        &mut self,
+        config: Config,
+        devices: Devices,
+        mut reservations: Reservations,
+        save: bool,
+    ) -> Result<u64, ControlError> {
+        reservations.retain(|uid, _| config.volumes.iter().any(|v| v.uid.0 == *uid));
+        let snapshot = build_snapshot(&config, &devices, &reservations)?;
+        if save {
+            self.store.save(&config).map_err(ControlError::Persist)?;
+        }
         match self.publisher.publish(snapshot) {
             Ok(generation) => {
                 self.config = config;
                 self.devices = devices;
+                self.reservations = reservations;
                 self.generation = generation;
                 Ok(generation)
             }
             Err(error) => {
-                if let Err(restore) = self.store.save(&self.config) {
-                    tracing::error!(
-                        "publish failed and the previous configuration could not be saved back: {restore}"
-                    );
+                if save {
+                    if let Err(restore) = self.store.save(&self.config) {
+                        tracing::error!(
+                            "publish failed and the previous configuration could not be saved back: {restore}"
+                        );
+                    }
                 }
                 Err(ControlError::Publish(error))
             }

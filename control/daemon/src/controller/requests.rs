@@ -1,18 +1,16 @@
 //! Requests the reactors hand to the control thread, answered here: commands that change
-//! logical-unit state every I_T nexus shares (PERSISTENT RESERVE OUT, RESERVE, RELEASE).
+//! logical-unit state every I_T nexus shares (PERSISTENT RESERVE OUT, RESERVE, RELEASE, and
+//! on removable units PREVENT ALLOW MEDIUM REMOVAL and load/eject), applied in
+//! `reservations`; and GET LBA STATUS lookups of backing-file allocation (`allocation`).
 //!
-//! Every request gets exactly one answer, so a host command never waits forever. Reservation
-//! state is kept per volume: applying a command reads the volume's state, and a change is
-//! persisted and published (like any configuration change) before the answer goes out.
-//! Until the device model's reservation state machine is wired in, these commands are
-//! answered with CHECK CONDITION, ILLEGAL REQUEST / INVALID COMMAND OPERATION CODE.
+//! Every request gets exactly one answer, so a host command never waits forever.
 
 use lunar_reactor::{Nexus, RequestKind};
 use lunar_scsi::ScsiReply;
 use lunar_wire::scsi::{opcode, status, Asc, Sense, SenseFormat, SenseKey};
 
+use super::allocation::allocation_status;
 use super::Controller;
-use crate::config::VolumeConfig;
 
 /// RESERVE (10) and RELEASE (10): not in the wire crate's opcode list.
 const RESERVE_10: u8 = 0x56;
@@ -29,15 +27,8 @@ pub struct SharedCommand<'a> {
     pub data_out: &'a [u8],
 }
 
-/// What applying a shared-state command to a volume's state did.
-#[derive(Debug)]
-enum Applied {
-    /// The state is as before: answer with this reply.
-    Unchanged(ScsiReply),
-}
-
 /// Bytes of parameter data the CDB announces (what a reply reports as its transfer length).
-fn parameter_list_len_bytes(cdb: &[u8]) -> u32 {
+pub(super) fn parameter_list_len_bytes(cdb: &[u8]) -> u32 {
     let be = |range: std::ops::Range<usize>| {
         cdb.get(range)
             .map(|bytes| bytes.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
@@ -51,32 +42,13 @@ fn parameter_list_len_bytes(cdb: &[u8]) -> u32 {
 }
 
 /// CHECK CONDITION with fixed-format `sense`.
-fn check_condition(sense: Sense, transfer_len_bytes: u32) -> ScsiReply {
+pub(super) fn check_condition(sense: Sense, transfer_len_bytes: u32) -> ScsiReply {
     ScsiReply {
         status: status::CHECK_CONDITION,
         sense: sense.encode(SenseFormat::Fixed).as_bytes().to_vec(),
         data_in: Vec::new(),
         transfer_len_bytes,
     }
-}
-
-/// Apply `command` to the reservation state of `volume`.
-fn apply(volume: &VolumeConfig, command: &SharedCommand<'_>) -> Applied {
-    tracing::debug!(
-        volume = %volume.name,
-        target = command.target,
-        lun = command.lun,
-        initiator = %command.nexus.initiator_port,
-        opcode = command.cdb.first().copied().unwrap_or(0),
-        "reservation command refused: not supported"
-    );
-    Applied::Unchanged(check_condition(
-        Sense::new(
-            SenseKey::IllegalRequest,
-            Asc::INVALID_COMMAND_OPERATION_CODE,
-        ),
-        parameter_list_len_bytes(command.cdb),
-    ))
 }
 
 impl Controller {
@@ -102,6 +74,30 @@ impl Controller {
                     cdb,
                     data_out,
                 }),
+                RequestKind::AllocationStatus {
+                    io,
+                    block_size,
+                    ranges,
+                } => allocation_status(io, *block_size, ranges),
+                RequestKind::NexusLost { nexus, .. } => {
+                    let nexus = super::reservations::nexus_id(nexus);
+                    if let Err(e) = self.nexus_lost(&nexus) {
+                        tracing::warn!("ending the reservations of a lost nexus failed: {e}");
+                    }
+                    continue;
+                }
+                RequestKind::Reset { target, lun, cold } => {
+                    if let Err(e) = self.logical_units_reset(target, *lun, *cold) {
+                        tracing::warn!("resetting the logical units of {target} failed: {e}");
+                    }
+                    // The reactor holds the task management response until this answer.
+                    ScsiReply {
+                        status: 0,
+                        sense: Vec::new(),
+                        data_in: Vec::new(),
+                        transfer_len_bytes: 0,
+                    }
+                }
             };
             self.publisher.answer(request.id, reply);
         }
@@ -114,7 +110,7 @@ impl Controller {
             .config
             .volumes
             .iter()
-            .find(|v| v.uid.0 == command.volume_uid)
+            .position(|v| v.uid.0 == command.volume_uid)
         else {
             // The volume went away while the command travelled.
             return check_condition(
@@ -122,9 +118,7 @@ impl Controller {
                 parameter_list_len_bytes(command.cdb),
             );
         };
-        match apply(volume, command) {
-            Applied::Unchanged(reply) => reply,
-        }
+        self.apply_reservation_command(volume, command)
     }
 }
 

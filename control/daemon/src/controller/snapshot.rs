@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use lunar_reactor::{LunEntry, Snapshot, TargetEntry, VolumeEntry};
 use lunar_volume::VolumeMap;
 
+use super::Reservations;
 use crate::chap;
 use crate::config::Config;
 use crate::error::ControlError;
@@ -12,8 +13,13 @@ use crate::layout::{to_layout, Devices};
 
 /// The snapshot of `config`: devices at their ids, volumes in configuration order, targets
 /// with LUNs pointing at volume indices and their access rules (initiator allow-list, CHAP),
-/// discovery's CHAP. `generation` is left for the publisher to set.
-pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, ControlError> {
+/// discovery's CHAP, and each volume's reservation state (`reservations`, by uid; default when
+/// absent). `generation` is left for the publisher to set.
+pub fn build_snapshot(
+    config: &Config,
+    devices: &Devices,
+    reservations: &Reservations,
+) -> Result<Snapshot, ControlError> {
     let slots = config
         .devices
         .iter()
@@ -47,6 +53,7 @@ pub fn build_snapshot(config: &Config, devices: &Devices) -> Result<Snapshot, Co
                     volume.name
                 ))
             })?,
+            reservations: reservations.get(&volume.uid.0).cloned().unwrap_or_default(),
         });
     }
     let mut targets = Vec::with_capacity(config.targets.len());

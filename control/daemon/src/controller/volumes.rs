@@ -83,6 +83,7 @@ impl Controller {
             uid,
             block_size,
             layout,
+            reservations: None,
         };
         check_new_volume(&self.config, &self.devices, &volume)?;
         let mut config = self.config.clone();

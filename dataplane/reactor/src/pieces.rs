@@ -1,0 +1,136 @@
+//! Backend operations of a command on the ring: read, write (FUA through RWF_DSYNC), fdatasync
+//! and fallocate (hole punching for UNMAP), and their completions — short transfers are
+//! resubmitted for the remainder, transient errors retried, real errors mark the command failed.
+
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, types};
+use lunar_uring::{BufId, BufPool, UserData};
+
+use crate::reactor::{Op, Reactor};
+
+/// fallocate mode that deallocates a range and keeps the file size (reads return zeros).
+pub const PUNCH_HOLE_MODE: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+
+/// What one backend operation does.
+#[derive(Debug, Clone, Copy)]
+pub enum PieceKind {
+    Read,
+    Write { fua: bool },
+    Flush,
+    Fallocate { mode: i32 },
+}
+
+/// One backend operation of a command (resubmitted for the remainder after a short transfer).
+#[derive(Debug, Clone, Copy)]
+pub struct Piece {
+    pub kind: PieceKind,
+    pub fd: RawFd,
+    pub device_offset_bytes: u64,
+    /// Offset in the command's buffer.
+    pub buf_offset_bytes: usize,
+    pub len_bytes: usize,
+}
+
+impl Reactor {
+    pub(crate) fn submit_piece(&mut self, id: UserData, buf: Option<BufId>, piece: Piece) {
+        let fd = types::Fd(piece.fd);
+        let fixed = self.ring.fixed_buffers();
+        let entry = match (piece.kind, buf) {
+            (PieceKind::Flush, _) => opcode::Fsync::new(fd)
+                .flags(types::FsyncFlags::DATASYNC)
+                .build(),
+            (PieceKind::Fallocate { mode }, _) => {
+                opcode::Fallocate::new(fd, piece.len_bytes as u64)
+                    .offset(piece.device_offset_bytes)
+                    .mode(mode)
+                    .build()
+            }
+            (PieceKind::Read, Some(buf)) => {
+                let ptr = self.ring.bufs_mut().ptr(buf, piece.buf_offset_bytes);
+                let len = piece.len_bytes as u32;
+                if fixed {
+                    opcode::ReadFixed::new(fd, ptr, len, BufPool::registered_index(buf))
+                        .offset(piece.device_offset_bytes)
+                        .build()
+                } else {
+                    opcode::Read::new(fd, ptr, len)
+                        .offset(piece.device_offset_bytes)
+                        .build()
+                }
+            }
+            (PieceKind::Write { fua }, Some(buf)) => {
+                let ptr = self.ring.bufs_mut().ptr(buf, piece.buf_offset_bytes);
+                let len = piece.len_bytes as u32;
+                let rw_flags = if fua { libc::RWF_DSYNC } else { 0 };
+                if fixed {
+                    opcode::WriteFixed::new(fd, ptr, len, BufPool::registered_index(buf))
+                        .offset(piece.device_offset_bytes)
+                        .rw_flags(rw_flags)
+                        .build()
+                } else {
+                    opcode::Write::new(fd, ptr, len)
+                        .offset(piece.device_offset_bytes)
+                        .rw_flags(rw_flags)
+                        .build()
+                }
+            }
+            (_, None) => {
+                self.on_backend(id, piece, -libc::EINVAL);
+                return;
+            }
+        };
+        // SAFETY: the buffer belongs to the ring's pool and stays lent to this command until
+        // its last piece completes; the device fd is kept open by the pinned table generation.
+        if unsafe { self.push_op(entry, Op::Backend { cmd: id, piece }) }.is_none() {
+            // Space was checked before the chunk started; treat a failure as an I/O error
+            // rather than losing the piece.
+            self.on_backend(id, piece, -libc::EBUSY);
+        }
+    }
+
+    pub(crate) fn on_backend(&mut self, id: UserData, piece: Piece, result: i32) {
+        let Some(cmd) = self.cmds.get_mut(id) else {
+            return;
+        };
+        let buf = cmd.buf;
+        if result == -libc::EAGAIN || result == -libc::EINTR {
+            self.submit_piece(id, buf, piece);
+            return;
+        }
+        let moves_bytes = matches!(piece.kind, PieceKind::Read | PieceKind::Write { .. });
+        if result < 0 || (moves_bytes && result == 0 && piece.len_bytes > 0) {
+            if !cmd.failed {
+                tracing::warn!(
+                    reactor = self.id,
+                    fd = piece.fd,
+                    offset = piece.device_offset_bytes,
+                    len = piece.len_bytes,
+                    kind = ?piece.kind,
+                    "backend I/O failed: {}",
+                    if result < 0 {
+                        std::io::Error::from_raw_os_error(-result).to_string()
+                    } else {
+                        "unexpected end of file".to_string()
+                    }
+                );
+            }
+            cmd.failed = true;
+        } else if moves_bytes && (result as usize) < piece.len_bytes {
+            let n = result as usize;
+            let rest = Piece {
+                device_offset_bytes: piece.device_offset_bytes + n as u64,
+                buf_offset_bytes: piece.buf_offset_bytes + n,
+                len_bytes: piece.len_bytes - n,
+                ..piece
+            };
+            self.submit_piece(id, buf, rest);
+            return;
+        }
+        let cmd = self.cmds.get_mut(id).expect("live");
+        cmd.pending -= 1;
+        if cmd.pending == 0 {
+            self.complete_step(id);
+        }
+    }
+}
