@@ -71,6 +71,9 @@ pub struct DaemonOptions {
     pub demo: bool,
     /// Extra arguments appended to the command line.
     pub extra_args: Vec<String>,
+    /// Start lunard with this RLIMIT_NOFILE (soft and hard), through util-linux `prlimit`,
+    /// which sets it and then becomes lunard (same process).
+    pub open_files_limit: Option<u64>,
 }
 
 /// How a stop went.
@@ -110,7 +113,16 @@ impl Lunard {
     /// Starts lunard and waits for its ready line; the error explains what happened, with stderr.
     pub fn try_start(state_dir: &Path, options: &DaemonOptions) -> Result<Lunard, String> {
         let rpc_socket = state_dir.join("rpc.sock");
-        let mut cmd = Command::new(lunard_bin());
+        let mut cmd = match options.open_files_limit {
+            Some(limit) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={limit}:{limit}"))
+                    .arg("--")
+                    .arg(lunard_bin());
+                cmd
+            }
+            None => Command::new(lunard_bin()),
+        };
         cmd.arg("--state-dir")
             .arg(state_dir)
             .arg("--rpc-socket")

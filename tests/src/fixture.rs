@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::backing::Backing;
-use crate::daemon::Lunard;
+use crate::daemon::{DaemonOptions, Lunard};
 
 /// A fresh, empty state directory for one lunard.
 pub fn state_dir() -> TempDir {
@@ -92,8 +92,13 @@ pub struct Export {
 impl Export {
     /// Starts lunard in a fresh state directory and exports `spec` over `backing`.
     pub fn start(backing: Backing, spec: VolumeSpec) -> Export {
+        Export::start_with(backing, spec, &DaemonOptions::default())
+    }
+
+    /// Like [`Export::start`], with lunard started with `options`.
+    pub fn start_with(backing: Backing, spec: VolumeSpec, options: &DaemonOptions) -> Export {
         let state = state_dir();
-        let daemon = Lunard::start(state.path());
+        let daemon = Lunard::start_with(state.path(), options);
         configure(&daemon, &backing, &spec);
         Export {
             daemon,

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 pub use socket::{PeerEnd, RawSocket, Xorshift};
 
 use crate::backing::Backing;
-use crate::daemon::Lunard;
-use crate::fixture::Export;
+use crate::daemon::{DaemonOptions, Lunard};
+use crate::fixture::{Export, VolumeSpec};
 use crate::good_client::{GoodClient, GoodClientSpec};
 use crate::libiscsi;
 use crate::procfs::Memory;
@@ -118,7 +118,13 @@ impl Rig {
     /// lets it verify a few rounds, then records lunard's memory and descriptors as the
     /// baseline.
     pub fn start(tag: &str) -> Rig {
-        let export = Export::whole(Backing::sparse_file(RIG_BACKING_LEN_BYTES), tag);
+        Rig::start_with(tag, &DaemonOptions::default())
+    }
+
+    /// Like [`Rig::start`], with lunard started with `options`.
+    pub fn start_with(tag: &str, options: &DaemonOptions) -> Rig {
+        let spec = VolumeSpec::whole(tag, RIG_BACKING_LEN_BYTES);
+        let export = Export::start_with(Backing::sparse_file(RIG_BACKING_LEN_BYTES), spec, options);
         let good = GoodClient::start(GoodClientSpec {
             portal: export.daemon.iscsi_addr(),
             iqn: export.spec.iqn.clone(),
@@ -284,6 +290,7 @@ impl Rig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const LOG: &str = "\
 2026-11-22T00:24:08Z  WARN lunar_reactor::conn: dropping connection reactor=0 peer=Some(127.0.0.1:42282) reason=LoginFailed(\"login timed out\")
@@ -310,5 +317,20 @@ mod tests {
             per_connection_kib: 100,
         };
         assert_eq!(budget.bound_kib(), 1000 + MEMORY_SLACK_KIB);
+    }
+
+    proptest! {
+        #[test]
+        fn log_matching_never_panics(log in "(.{0,80}\n){0,8}", port in any::<u16>()) {
+            let missing = ports_without_drop_line(&log, &[port]);
+            prop_assert!(missing.len() <= 1);
+        }
+
+        #[test]
+        fn a_drop_line_is_found_by_its_port_only(port in 1u16.., other in 1u16..) {
+            let line = format!("WARN dropping connection peer=Some(127.0.0.1:{port}) reason=X");
+            prop_assert!(ports_without_drop_line(&line, &[port]).is_empty());
+            prop_assert_eq!(mentions_peer_port(&line, other), other == port);
+        }
     }
 }
