@@ -123,6 +123,10 @@ impl DataPlane {
         if config.cores.is_empty() {
             return Err(StartError::NoCores);
         }
+        net::check_port_free(config.listen).map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let first = net::listen(config.listen).map_err(|source| StartError::Listen {
             addr: config.listen,
             source,
@@ -334,6 +338,7 @@ impl DataPlane {
     /// Serve iSCSI on another address too (port 0 picks a free port); returns the bound address.
     pub fn add_portal(&mut self, addr: SocketAddr) -> Result<SocketAddr, PortalError> {
         let listen_error = |source| PortalError::Listen { addr, source };
+        net::check_port_free(addr).map_err(listen_error)?;
         let first = net::listen(addr).map_err(listen_error)?;
         let bound = net::local_addr(&first).map_err(listen_error)?;
         if self.portals.contains(&bound) {

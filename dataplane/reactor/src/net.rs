@@ -90,6 +90,29 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// Fail with EADDRINUSE if another process already listens on `addr`: our listeners share
+/// their port with SO_REUSEPORT, which would otherwise let a second daemon silently split the
+/// connections with the first. (Port 0 is always free.)
+pub fn check_port_free(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket(2) call; the result is checked and owned below.
+    let raw = check(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `raw` is a fresh descriptor nobody else owns; dropping it closes the probe.
+    let _probe = unsafe { OwnedFd::from_raw_fd(raw) };
+    set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    let (storage, len) = to_sockaddr(addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+    check(unsafe { libc::bind(raw, (&storage as *const libc::sockaddr_storage).cast(), len) })?;
+    Ok(())
+}
+
 /// A non-blocking-agnostic TCP listener bound with SO_REUSEADDR and SO_REUSEPORT.
 pub fn listen(addr: SocketAddr) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
@@ -135,6 +158,16 @@ pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_someone_listens_on_is_not_free() {
+        let first = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = local_addr(&first).unwrap();
+        let error = check_port_free(addr).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EADDRINUSE));
+        drop(first);
+        check_port_free(addr).expect("free once closed");
+    }
 
     #[test]
     fn two_listeners_share_one_port() {

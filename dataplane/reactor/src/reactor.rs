@@ -47,8 +47,8 @@ pub const SMALL_BUFFER_BYTES: usize = 64 * 1024;
 pub const LARGE_BUFFERS: usize = 32;
 /// Timer resolution for keep-alive and linger checks.
 pub const TICK_MS: u64 = 100;
-/// Idle loop turns an adaptive reactor spins before sleeping.
-pub const ADAPTIVE_SPIN_TURNS: u32 = 2_000;
+/// How long an adaptive reactor keeps spinning after its last work before it sleeps.
+pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
 
 /// What a submitted entry was for.
 #[derive(Debug)]
@@ -208,7 +208,7 @@ impl Reactor {
                  register them (raise it, e.g. `ulimit -l unlimited`, for the fixed-buffer path)"
             );
         }
-        let mut idle_turns: u32 = 0;
+        let mut last_work = Instant::now();
         let shutdown_deadline_ms = u64::MAX;
         let mut shutdown_deadline = shutdown_deadline_ms;
         loop {
@@ -228,15 +228,16 @@ impl Reactor {
             {
                 break;
             }
-            if let Err(e) = self.ring.submit() {
-                tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
+            if self.ring.needs_enter() {
+                if let Err(e) = self.ring.submit() {
+                    tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
+                }
             }
             if worked {
-                idle_turns = 0;
+                last_work = Instant::now();
                 continue;
             }
-            idle_turns = idle_turns.saturating_add(1);
-            if self.poll_mode == PollMode::Adaptive && idle_turns > ADAPTIVE_SPIN_TURNS {
+            if self.poll_mode == PollMode::Adaptive && last_work.elapsed() > ADAPTIVE_SPIN {
                 if let Err(e) = self.ring.submit_and_wait(Duration::from_millis(TICK_MS)) {
                     tracing::error!(reactor = self.id, "io_uring wait failed: {e}");
                 }

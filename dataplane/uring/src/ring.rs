@@ -36,6 +36,7 @@ impl Ring {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_coop_taskrun()
+            .setup_taskrun_flag()
             .build(entries)
             .or_else(|_| IoUring::new(entries))?;
         let iovecs = pool.iovecs();
@@ -100,6 +101,14 @@ impl Ring {
         }
         let _ = self.submit();
         self.sq_space() >= n
+    }
+
+    /// Whether an io_uring_enter is needed now: entries are queued, the kernel has deferred
+    /// completion work for us (socket completions run as task work), or completions overflowed.
+    /// Otherwise completions can be reaped from shared memory without a syscall.
+    pub fn needs_enter(&mut self) -> bool {
+        let sq = self.ring.submission();
+        !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
     }
 
     /// Whether entries are queued but not yet submitted.
