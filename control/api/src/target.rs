@@ -16,6 +16,10 @@ pub struct LunSpec {
     pub volume: String,
     #[serde(default)]
     pub read_only: bool,
+    /// Exported as removable medium (INQUIRY RMB=1): START STOP UNIT can eject and load it and
+    /// PREVENT ALLOW MEDIUM REMOVAL holds it, as a virtual tape or optical drive would.
+    #[serde(default)]
+    pub removable: bool,
 }
 
 /// `target_create`.

@@ -118,6 +118,9 @@ pub struct LunConfig {
     /// Volume name.
     pub volume: String,
     pub read_only: bool,
+    /// Removable medium (absent in state files written before the option existed).
+    #[serde(default)]
+    pub removable: bool,
 }
 
 impl Config {

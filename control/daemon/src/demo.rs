@@ -62,6 +62,7 @@ pub fn ensure(controller: &mut Controller, state_dir: &Path) -> Result<(), DemoE
                 lun: 0,
                 volume: DEMO_VOLUME.to_string(),
                 read_only: false,
+                removable: false,
             }],
         })?;
         tracing::info!("demo: created target {DEMO_IQN}");

@@ -359,6 +359,7 @@ mod tests {
                     lun: 0,
                     volume: "vol".into(),
                     read_only: false,
+                    removable: false,
                 }],
                 allowed_initiators: Vec::new(),
                 chap: None,

@@ -74,4 +74,6 @@ pub struct LunEntry {
     /// Index into `Snapshot::volumes`.
     pub volume: usize,
     pub read_only: bool,
+    /// Exported as removable medium (the medium state lives in the shared reservation state).
+    pub removable: bool,
 }

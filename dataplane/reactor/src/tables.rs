@@ -71,7 +71,7 @@ impl InstalledTable {
                                 volume_name: v.name.clone(),
                                 max_transfer_blocks: MAX_TRANSFER_BYTES / block_size,
                                 write_cache: true,
-                                removable: false,
+                                removable: l.removable,
                                 thin_provisioning: true,
                                 unmap_reads_zeroes: true,
                                 // One logical block per physical block: every block is a

@@ -19,10 +19,6 @@ const LBPRZ: u8 = 0x40;
 /// RETURNED LOGICAL BLOCK ADDRESS of READ CAPACITY (10) when the capacity needs (16).
 const RC10_LBA_TOO_LARGE: u32 = u32::MAX;
 
-/// START STOP UNIT power conditions accepted (SBC-3 5.20): START_VALID, ACTIVE, IDLE,
-/// STANDBY, LU_CONTROL, FORCE_IDLE_0, FORCE_STANDBY_0.
-const POWER_CONDITIONS: [u8; 7] = [0x0, 0x1, 0x2, 0x3, 0x7, 0xa, 0xb];
-
 /// Defect list formats of SBC-3: short block, long block, bytes from index, physical
 /// sector, vendor specific.
 const DEFECT_LIST_FORMATS: [u8; 5] = [0b000, 0b011, 0b100, 0b101, 0b110];
@@ -112,9 +108,9 @@ pub(crate) fn start_stop_unit(
     no_flush: bool,
     start: bool,
 ) -> Decision {
-    if !POWER_CONDITIONS.contains(&power_condition) {
-        return reply::fail(Sense::invalid_field_in_cdb(4, Some(7)));
-    }
+    // Every POWER CONDITION is accepted as a no-op, the values SBC-3 reserves too (the unit
+    // has no power states): libiscsi's StartStopUnit.PwrCnd expects GOOD for each of 1..15
+    // with the medium left loaded, as tgt answers.
     if power_condition_modifier != 0 && !matches!(power_condition, 0x2 | 0x3) {
         return reply::fail(Sense::invalid_field_in_cdb(3, Some(3)));
     }

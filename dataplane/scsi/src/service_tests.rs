@@ -119,9 +119,13 @@ fn start_stop_unit() {
     assert_eq!((io.op, io.lba, io.blocks), (BlockOp::Flush, 0, 0));
     assert_eq!(reply_of(run(&lu, &cdb(0x04), 0)).status, 0);
     assert_eq!(reply_of(run(&read_only_lu(), &cdb(0x00), 0)).status, 0);
-    // Power conditions: IDLE accepted, reserved values refused.
+    // Power conditions: IDLE and reserved values alike are accepted as no-ops (with START=0
+    // they do not stop the unit: no flush).
     assert_eq!(reply_of(run(&lu, &cdb(0x20), 0)).status, 0);
-    let sense = sense_of(run(&lu, &cdb(0x40 | 0x01), 0));
+    assert_eq!(reply_of(run(&lu, &cdb(0x40 | 0x01), 0)).status, 0);
+    assert_eq!(reply_of(run(&lu, &cdb(0xf0), 0)).status, 0);
+    // A power condition modifier with a condition that has none is still refused.
+    let sense = sense_of(run(&lu, &[opcode::START_STOP_UNIT, 0, 0, 1, 0x10, 0], 0));
     assert_eq!(sense.asc, Asc::INVALID_FIELD_IN_CDB);
     // IMMED accepted.
     assert_eq!(

@@ -107,6 +107,7 @@ fn main() -> ExitCode {
                 url: url.clone(),
                 read_only_url: options.read_only_url.clone(),
                 multipath_url: options.multipath_url.clone(),
+                removable_url: None,
             },
             if options.data_loss {
                 DataLoss::Allowed

@@ -28,6 +28,12 @@ pub const WRITABLE_IQN: &str = "iqn.2026-11.dev.lunar.test:conformance";
 pub const READ_ONLY_IQN: &str = "iqn.2026-11.dev.lunar.test:conformance-ro";
 /// The suite that needs a read-only LUN.
 pub const READ_ONLY_SUITE: &str = "ALL.ReadOnly";
+/// The target whose LUN 0 is removable medium.
+pub const REMOVABLE_IQN: &str = "iqn.2026-11.dev.lunar.test:conformance-removable";
+/// The suites about removable medium (they skip themselves on a fixed disk).
+pub const REMOVABLE_SUITES: [&str; 3] = ["ALL.PreventAllow", "ALL.StartStopUnit", "ALL.NoMedia"];
+/// Size of the removable LUN (after the read-only one on the backing file).
+pub const REMOVABLE_LEN_BYTES: u64 = 64 << 20;
 /// The suite that needs a second path to the same LUN.
 pub const MULTIPATH_SUITE: &str = "ALL.MultipathIO";
 
@@ -41,6 +47,8 @@ pub struct Targets {
     /// The writable LUN through another portal for `ALL.MultipathIO`; without it the suite
     /// gets `url` only.
     pub multipath_url: Option<String>,
+    /// A removable-medium LUN for [`REMOVABLE_SUITES`]; without it they run against `url`.
+    pub removable_url: Option<String>,
 }
 
 impl Targets {
@@ -49,7 +57,10 @@ impl Targets {
         match (suite, &self.read_only_url, &self.multipath_url) {
             (READ_ONLY_SUITE, Some(read_only), _) => vec![read_only.clone()],
             (MULTIPATH_SUITE, _, Some(second)) => vec![self.url.clone(), second.clone()],
-            _ => vec![self.url.clone()],
+            _ => match &self.removable_url {
+                Some(removable) if REMOVABLE_SUITES.contains(&suite) => vec![removable.clone()],
+                _ => vec![self.url.clone()],
+            },
         }
     }
 
@@ -69,7 +80,18 @@ impl Targets {
                  skip themselves"
             ),
         };
-        vec![read_only, multipath]
+        let removable = match &self.removable_url {
+            Some(url) => format!(
+                "{}: removable-medium LUN {url}",
+                REMOVABLE_SUITES.join(", ")
+            ),
+            None => format!(
+                "{}: no removable LUN, run against the fixed disk (their medium tests skip \
+                 themselves)",
+                REMOVABLE_SUITES.join(", ")
+            ),
+        };
+        vec![read_only, multipath, removable]
     }
 }
 
@@ -90,7 +112,8 @@ impl ConformanceRig {
     /// Starts lunard and configures it; the error says what failed, with lunard's output.
     pub fn start() -> Result<ConformanceRig, String> {
         let state = state_dir();
-        let backing = Backing::sparse_file(WRITABLE_LEN_BYTES + READ_ONLY_LEN_BYTES);
+        let backing =
+            Backing::sparse_file(WRITABLE_LEN_BYTES + READ_ONLY_LEN_BYTES + REMOVABLE_LEN_BYTES);
         let daemon = Lunard::try_start(state.path(), &Default::default())?;
         let writable = VolumeSpec {
             device: "conformance-dev".to_string(),
@@ -116,6 +139,19 @@ impl ConformanceRig {
                 json!({"iqn": READ_ONLY_IQN,
                        "luns": [{"lun": 0, "volume": read_only_volume, "read_only": true}]}),
             ),
+            (
+                "volume_create",
+                json!({"name": "conformance-removable", "layout": {"linear": {
+                    "device": writable.device,
+                    "offset_bytes": WRITABLE_LEN_BYTES + READ_ONLY_LEN_BYTES,
+                    "size_bytes": REMOVABLE_LEN_BYTES,
+                }}}),
+            ),
+            (
+                "target_create",
+                json!({"iqn": REMOVABLE_IQN,
+                       "luns": [{"lun": 0, "volume": "conformance-removable", "removable": true}]}),
+            ),
         ];
         for (method, params) in calls {
             daemon
@@ -130,6 +166,7 @@ impl ConformanceRig {
             url: daemon.url(WRITABLE_IQN, 0),
             read_only_url: Some(daemon.url(READ_ONLY_IQN, 0)),
             multipath_url,
+            removable_url: Some(daemon.url(REMOVABLE_IQN, 0)),
         };
         Ok(ConformanceRig {
             daemon,
@@ -165,6 +202,7 @@ mod tests {
             url: "iscsi://a/t/0".to_string(),
             read_only_url: read_only.then(|| "iscsi://a/ro/0".to_string()),
             multipath_url: multipath.then(|| "iscsi://b/t/0".to_string()),
+            removable_url: multipath.then(|| "iscsi://a/rm/0".to_string()),
         }
     }
 
@@ -182,5 +220,7 @@ mod tests {
         assert_eq!(plain.urls_for(MULTIPATH_SUITE), vec!["iscsi://a/t/0"]);
         assert!(plain.notes()[1].contains("one path only"));
         assert!(all.notes()[1].contains("iscsi://b/t/0"));
+        assert_eq!(all.urls_for("ALL.PreventAllow"), vec!["iscsi://a/rm/0"]);
+        assert_eq!(plain.urls_for("ALL.PreventAllow"), vec!["iscsi://a/t/0"]);
     }
 }

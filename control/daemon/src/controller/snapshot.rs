@@ -67,6 +67,7 @@ pub fn build_snapshot(
                 lun: lun.lun,
                 volume,
                 read_only: lun.read_only,
+                removable: lun.removable,
             });
         }
         targets.push(TargetEntry {

@@ -62,6 +62,7 @@ pub(super) fn info(target: &TargetConfig) -> TargetInfo {
             lun: l.lun,
             volume: l.volume.clone(),
             read_only: l.read_only,
+            removable: l.removable,
         })
         .collect();
     luns.sort_by_key(|l| l.lun);
@@ -90,6 +91,7 @@ impl Controller {
                     lun: l.lun,
                     volume: l.volume,
                     read_only: l.read_only,
+                    removable: l.removable,
                 })
                 .collect(),
             allowed_initiators: Vec::new(),

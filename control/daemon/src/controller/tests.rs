@@ -44,6 +44,7 @@ pub(super) fn lun(lun: u64, volume: &str) -> LunSpec {
         lun,
         volume: volume.into(),
         read_only: false,
+        removable: false,
     }
 }
 
