@@ -1,15 +1,18 @@
 //! Requests the reactors hand to the control thread, answered here: commands that change
 //! logical-unit state every I_T nexus shares (PERSISTENT RESERVE OUT, RESERVE, RELEASE, and
-//! on removable units PREVENT ALLOW MEDIUM REMOVAL and load/eject), applied in
-//! `reservations`; and GET LBA STATUS lookups of backing-file allocation (`allocation`).
+//! on removable units PREVENT ALLOW MEDIUM REMOVAL and load/eject), lost nexuses and resets,
+//! all applied to that state in `reservations`; and GET LBA STATUS lookups of backing-file
+//! allocation (`allocation`).
 //!
-//! Every request gets exactly one answer, so a host command never waits forever.
+//! Every request that expects an answer gets exactly one, so a host command or a task
+//! management function never waits forever; a lost nexus expects none.
 
 use lunar_reactor::{Nexus, RequestKind};
 use lunar_scsi::ScsiReply;
 use lunar_wire::scsi::{opcode, status, Asc, Sense, SenseFormat, SenseKey};
 
 use super::allocation::allocation_status;
+use super::reservations::nexus_id;
 use super::Controller;
 
 /// RESERVE (10) and RELEASE (10): not in the wire crate's opcode list.
@@ -52,56 +55,62 @@ pub(super) fn check_condition(sense: Sense, transfer_len_bytes: u32) -> ScsiRepl
 }
 
 impl Controller {
-    /// Answer every request the reactors sent since the last call; returns how many there
-    /// were. The control loop calls it about every millisecond.
+    /// Answer every request the reactors sent since the last call (events that expect no
+    /// answer are applied only); returns how many there were. The control loop calls it about
+    /// every millisecond.
     pub fn serve_data_plane(&mut self) -> usize {
         let requests = self.publisher.poll();
         let count = requests.len();
         for request in requests {
-            let reply = match &request.kind {
-                RequestKind::SharedStateCommand {
-                    target,
-                    lun,
-                    volume_uid,
-                    nexus,
-                    cdb,
-                    data_out,
-                } => self.shared_state_command(&SharedCommand {
-                    target,
-                    lun: *lun,
-                    volume_uid: *volume_uid,
-                    nexus,
-                    cdb,
-                    data_out,
-                }),
-                RequestKind::AllocationStatus {
-                    io,
-                    block_size,
-                    ranges,
-                } => allocation_status(io, *block_size, ranges),
-                RequestKind::NexusLost { nexus, .. } => {
-                    let nexus = super::reservations::nexus_id(nexus);
-                    if let Err(e) = self.nexus_lost(&nexus) {
-                        tracing::warn!("ending the reservations of a lost nexus failed: {e}");
-                    }
-                    continue;
-                }
-                RequestKind::Reset { target, lun, cold } => {
-                    if let Err(e) = self.logical_units_reset(target, *lun, *cold) {
-                        tracing::warn!("resetting the logical units of {target} failed: {e}");
-                    }
-                    // The reactor holds the task management response until this answer.
-                    ScsiReply {
-                        status: 0,
-                        sense: Vec::new(),
-                        data_in: Vec::new(),
-                        transfer_len_bytes: 0,
-                    }
-                }
-            };
-            self.publisher.answer(request.id, reply);
+            if let Some(reply) = self.serve_request(&request.kind) {
+                self.publisher.answer(request.id, reply);
+            }
         }
         count
+    }
+
+    /// Carry out one request; `None` when no answer is expected.
+    fn serve_request(&mut self, kind: &RequestKind) -> Option<ScsiReply> {
+        match kind {
+            RequestKind::SharedStateCommand {
+                target,
+                lun,
+                volume_uid,
+                nexus,
+                cdb,
+                data_out,
+            } => Some(self.shared_state_command(&SharedCommand {
+                target,
+                lun: *lun,
+                volume_uid: *volume_uid,
+                nexus,
+                cdb,
+                data_out,
+            })),
+            RequestKind::AllocationStatus {
+                io,
+                block_size,
+                ranges,
+            } => Some(allocation_status(io, *block_size, ranges)),
+            RequestKind::NexusLost { nexus, .. } => {
+                if let Err(e) = self.nexus_lost(&nexus_id(nexus)) {
+                    tracing::warn!("ending the reservations of a lost nexus failed: {e}");
+                }
+                None
+            }
+            RequestKind::Reset { target, lun, cold } => {
+                if let Err(e) = self.logical_units_reset(target, *lun, *cold) {
+                    tracing::warn!("resetting the logical units of {target} failed: {e}");
+                }
+                // The reactor holds the task management response until this answer.
+                Some(ScsiReply {
+                    status: status::GOOD,
+                    sense: Vec::new(),
+                    data_in: Vec::new(),
+                    transfer_len_bytes: 0,
+                })
+            }
+        }
     }
 
     /// The reply to one shared-state command.

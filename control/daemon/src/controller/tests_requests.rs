@@ -378,3 +378,58 @@ fn removals_answer_waiting_requests_before_waiting_for_the_drain() {
         .expect("delete");
     assert_eq!(plane.state().answers.len(), 1);
 }
+
+#[test]
+fn lost_nexuses_and_resets_from_the_data_plane_are_applied() {
+    let (mut c, plane, _) = populated();
+    let uid = c.config().volumes[0].uid.0;
+    serve(
+        &mut c,
+        &plane,
+        vec![request(1, uid, HOST_A, &RESERVE_6, Vec::new())],
+    );
+    plane.state().requests = vec![ReactorRequest {
+        id: RequestId { reactor: 0, seq: 2 },
+        kind: RequestKind::NexusLost {
+            target: T1.into(),
+            nexus: nexus(HOST_A),
+        },
+    }];
+    assert_eq!(c.serve_data_plane(), 1);
+    assert!(
+        plane.state().answers.is_empty(),
+        "a lost nexus expects no answer"
+    );
+    assert_eq!(plane.last().volumes[0].reservations.legacy_holder, None);
+
+    serve(
+        &mut c,
+        &plane,
+        vec![request(3, uid, HOST_B, &RESERVE_6, Vec::new())],
+    );
+    let reset = ReactorRequest {
+        id: RequestId { reactor: 0, seq: 4 },
+        kind: RequestKind::Reset {
+            target: T1.into(),
+            lun: Some(0),
+            cold: false,
+        },
+    };
+    let replies = serve(&mut c, &plane, vec![reset]);
+    assert_eq!(replies[0].status, status::GOOD);
+    assert_eq!(plane.last().volumes[0].reservations.legacy_holder, None);
+    let unknown = ReactorRequest {
+        id: RequestId { reactor: 0, seq: 5 },
+        kind: RequestKind::Reset {
+            target: "iqn.2026-11.dev.lunar:gone".into(),
+            lun: None,
+            cold: true,
+        },
+    };
+    let replies = serve(&mut c, &plane, vec![unknown]);
+    assert_eq!(
+        replies[0].status,
+        status::GOOD,
+        "answered even for a deleted target"
+    );
+}
