@@ -119,8 +119,9 @@ pub enum TargetCommand {
     Create {
         /// iSCSI name, e.g. iqn.2026-11.dev.lunar:disk1
         iqn: String,
-        /// LUN=VOLUME, optionally :ro (read-only) or :rw. Repeat for more LUNs.
-        #[arg(long = "lun", value_name = "N=VOLUME[:ro]", required = true, value_parser = parse_lun)]
+        /// LUN=VOLUME, optionally :ro (read-only) or :rw, and :removable (removable medium).
+        /// Repeat for more LUNs.
+        #[arg(long = "lun", value_name = "N=VOLUME[:ro][:removable]", required = true, value_parser = parse_lun)]
         luns: Vec<LunArg>,
     },
     List,
@@ -195,27 +196,37 @@ pub struct LunArg {
     pub lun: u64,
     pub volume: String,
     pub read_only: bool,
+    /// Exported as removable medium.
+    pub removable: bool,
 }
 
-/// Parse `N=VOLUME[:ro|:rw]`.
+/// Parse `N=VOLUME[:ro|:rw][:removable]`.
 pub fn parse_lun(text: &str) -> Result<LunArg, String> {
-    let usage = || format!("'{text}' is not N=VOLUME[:ro], e.g. 0=vol1 or 1=vol2:ro");
+    let usage = || {
+        format!("'{text}' is not N=VOLUME[:ro][:removable], e.g. 0=vol1, 1=vol2:ro or 2=iso:ro:removable")
+    };
     let (lun, rest) = text.split_once('=').ok_or_else(usage)?;
     let lun = lun.trim().parse::<u64>().map_err(|_| usage())?;
-    let (volume, read_only) = match rest.rsplit_once(':') {
-        Some((volume, "ro")) => (volume, true),
-        Some((volume, "rw")) => (volume, false),
-        Some(_) => return Err(usage()),
-        None => (rest, false),
-    };
+    let mut parts = rest.split(':');
+    let volume = parts.next().unwrap_or_default();
     if volume.is_empty() {
         return Err(usage());
     }
-    Ok(LunArg {
+    let mut arg = LunArg {
         lun,
         volume: volume.to_string(),
-        read_only,
-    })
+        read_only: false,
+        removable: false,
+    };
+    for flag in parts {
+        match flag {
+            "ro" => arg.read_only = true,
+            "rw" => arg.read_only = false,
+            "removable" => arg.removable = true,
+            _ => return Err(usage()),
+        }
+    }
+    Ok(arg)
 }
 
 #[cfg(test)]
@@ -318,12 +329,14 @@ mod tests {
                         LunArg {
                             lun: 0,
                             volume: "a".into(),
-                            read_only: false
+                            read_only: false,
+                            removable: false,
                         },
                         LunArg {
                             lun: 1,
                             volume: "b".into(),
-                            read_only: true
+                            read_only: true,
+                            removable: false,
                         },
                     ]
                 );
@@ -339,6 +352,11 @@ mod tests {
         assert!(parse_lun("0=a:wo").is_err());
         assert!(parse_lun("0").is_err());
         assert_eq!(parse_lun("3=v:rw").map(|l| l.read_only), Ok(false));
+        let iso = parse_lun("2=iso:ro:removable").expect("removable");
+        assert!(iso.read_only && iso.removable);
+        assert!(parse_lun("2=iso:removable").is_ok_and(|l| l.removable && !l.read_only));
+        assert!(parse_lun("2=iso:ro:tape").is_err());
+        assert!(parse_lun("2=:ro").is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use lunar_api::daemon::DaemonInfo;
 use lunar_api::device::{DeviceInfo, DeviceKind, DeviceListResult};
 use lunar_api::method;
 use lunar_api::stats::StatsGetResult;
-use lunar_api::target::{TargetInfo, TargetListResult};
+use lunar_api::target::{LunSpec, TargetInfo, TargetListResult};
 use lunar_api::volume::{LayoutSpec, VolumeInfo, VolumeListResult};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -87,7 +87,9 @@ pub fn call_for(command: &Command) -> Result<Call, String> {
         Command::Target(TargetCommand::Create { iqn, luns }) => {
             let luns: Vec<Value> = luns
                 .iter()
-                .map(|l| json!({"lun": l.lun, "volume": l.volume, "read_only": l.read_only}))
+                .map(|l| {
+                    json!({"lun": l.lun, "volume": l.volume, "read_only": l.read_only, "removable": l.removable})
+                })
                 .collect();
             call(method::TARGET_CREATE, json!({"iqn": iqn, "luns": luns}))
         }
@@ -200,7 +202,7 @@ pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, 
             let luns = target
                 .luns
                 .iter()
-                .map(|l| format!("LUN {} -> {} ({})", l.lun, l.volume, mode(l.read_only)))
+                .map(|l| format!("LUN {} -> {} ({})", l.lun, l.volume, mode(l)))
                 .collect::<Vec<_>>()
                 .join(", ");
             format!("target {} created: {luns}", target.iqn)
@@ -214,7 +216,7 @@ pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, 
                         target.iqn.clone(),
                         lun.lun.to_string(),
                         lun.volume.clone(),
-                        mode(lun.read_only).to_string(),
+                        mode(lun).to_string(),
                         access::auth_column(target).to_string(),
                         access::initiators_column(target),
                     ]);
@@ -272,11 +274,12 @@ pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, 
     })
 }
 
-fn mode(read_only: bool) -> &'static str {
-    if read_only {
-        "ro"
-    } else {
-        "rw"
+fn mode(lun: &LunSpec) -> &'static str {
+    match (lun.read_only, lun.removable) {
+        (true, false) => "ro",
+        (false, false) => "rw",
+        (true, true) => "ro,removable",
+        (false, true) => "rw,removable",
     }
 }
 
@@ -353,12 +356,13 @@ mod tests {
                 lun: 2,
                 volume: "v".into(),
                 read_only: true,
+                removable: false,
             }],
         }))
         .expect("call");
         assert_eq!(
             c.params,
-            json!({"iqn": "iqn.x", "luns": [{"lun": 2, "volume": "v", "read_only": true}]})
+            json!({"iqn": "iqn.x", "luns": [{"lun": 2, "volume": "v", "read_only": true, "removable": false}]})
         );
         let c = call_for(&command(&["stats", "v"])).expect("call");
         assert_eq!(
