@@ -54,6 +54,14 @@ impl Publisher for DataPlane {
         DataPlane::answer(self, id, reply)
     }
 
+    fn abort_tasks(
+        &mut self,
+        volume_uid: u64,
+        initiator_ports: &[String],
+    ) -> Result<(), PublishError> {
+        DataPlane::abort_tasks(self, volume_uid, initiator_ports)
+    }
+
     fn shutdown(self: Box<Self>) {
         DataPlane::shutdown(*self)
     }

@@ -34,6 +34,13 @@ pub trait Publisher {
     fn poll(&mut self) -> Vec<ReactorRequest>;
     /// Answer a request from [`Publisher::poll`].
     fn answer(&mut self, id: RequestId, reply: ScsiReply);
+    /// PREEMPT AND ABORT: abort the tasks of volume `volume_uid` from these initiator ports on
+    /// every reactor; returns once their I/O finished.
+    fn abort_tasks(
+        &mut self,
+        volume_uid: u64,
+        initiator_ports: &[String],
+    ) -> Result<(), PublishError>;
     /// Stop the reactors.
     fn shutdown(self: Box<Self>);
 }

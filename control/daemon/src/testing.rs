@@ -115,6 +115,8 @@ pub struct PlaneState {
     pub requests: Vec<ReactorRequest>,
     /// Every answer given, in order.
     pub answers: Vec<(RequestId, ScsiReply)>,
+    /// `abort_tasks` calls: volume uid and initiator ports.
+    pub aborted: Vec<(u64, Vec<String>)>,
 }
 
 impl Default for PlaneState {
@@ -130,6 +132,7 @@ impl Default for PlaneState {
             next_free_port: FAKE_FIRST_FREE_PORT,
             requests: Vec::new(),
             answers: Vec::new(),
+            aborted: Vec::new(),
         }
     }
 }
@@ -254,6 +257,17 @@ impl Publisher for FakePlane {
 
     fn answer(&mut self, id: RequestId, reply: ScsiReply) {
         self.state().answers.push((id, reply));
+    }
+
+    fn abort_tasks(
+        &mut self,
+        volume_uid: u64,
+        initiator_ports: &[String],
+    ) -> Result<(), PublishError> {
+        self.state()
+            .aborted
+            .push((volume_uid, initiator_ports.to_vec()));
+        Ok(())
     }
 
     fn shutdown(self: Box<Self>) {

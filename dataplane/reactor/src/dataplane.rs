@@ -99,6 +99,8 @@ struct ReactorHandle {
     drained_below: u64,
     stats: Option<Vec<VolumeCounters>>,
     stopped: bool,
+    /// Newest `AbortTasks` id this reactor finished.
+    tasks_aborted: u64,
 }
 
 /// Handle to the running reactors.
@@ -112,6 +114,8 @@ pub struct DataPlane {
     requests: Vec<ReactorRequest>,
     /// Messages for reactors that could not be queued yet (reactor index, message).
     outgoing: Vec<(usize, ToReactor)>,
+    /// Ids of `abort_tasks` calls.
+    abort_seq: u64,
     /// Range locks of every volume by uid, kept across generations.
     locks: HashMap<u64, Arc<RangeLocks>>,
     /// The newest published table (for naming volumes in statistics).
@@ -201,6 +205,7 @@ impl DataPlane {
                 drained_below: 0,
                 stats: None,
                 stopped: false,
+                tasks_aborted: 0,
             });
         }
         Ok(DataPlane {
@@ -211,6 +216,7 @@ impl DataPlane {
             requests: Vec::new(),
             outgoing: Vec::new(),
             locks: HashMap::new(),
+            abort_seq: 0,
             current: initial,
         })
     }
@@ -263,6 +269,9 @@ impl DataPlane {
                     FromReactor::Stats(stats) => handle.stats = Some(stats),
                     FromReactor::Stopped => handle.stopped = true,
                     FromReactor::Request(request) => self.requests.push(request),
+                    FromReactor::TasksAborted { id } => {
+                        handle.tasks_aborted = handle.tasks_aborted.max(id)
+                    }
                     FromReactor::SessionLogin {
                         reactor,
                         conn,
@@ -328,6 +337,29 @@ impl DataPlane {
                 .push((id.reactor, ToReactor::Answer { seq: id.seq, reply }));
             self.flush_outgoing();
         }
+    }
+
+    /// PREEMPT AND ABORT: abort, on every reactor, the tasks of volume `volume_uid`'s logical
+    /// unit that arrived from these initiator ports; returns once their I/O finished (so the
+    /// PERSISTENT RESERVE OUT can be answered).
+    pub fn abort_tasks(
+        &mut self,
+        volume_uid: u64,
+        initiator_ports: &[String],
+    ) -> Result<(), PublishError> {
+        self.abort_seq += 1;
+        let id = self.abort_seq;
+        for index in 0..self.reactors.len() {
+            let message = ToReactor::AbortTasks {
+                id,
+                volume_uid,
+                initiator_ports: initiator_ports.to_vec(),
+            };
+            self.send(index, message)
+                .map_err(|()| PublishError::NotAcknowledged(index, self.generation))?;
+        }
+        self.wait_for(|h| h.tasks_aborted >= id)
+            .map_err(|index| PublishError::NotAcknowledged(index, self.generation))
     }
 
     /// Every portal served; the first is the `--listen` address.

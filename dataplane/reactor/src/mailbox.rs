@@ -46,6 +46,14 @@ pub enum ToReactor {
         initiator_port: String,
         keep: Option<(usize, u64)>,
     },
+    /// PREEMPT AND ABORT: abort the tasks of volume `volume_uid`'s logical unit that arrived
+    /// from these initiator ports (no response for them), and answer `TasksAborted { id }`
+    /// once their I/O finished.
+    AbortTasks {
+        id: u64,
+        volume_uid: u64,
+        initiator_ports: Vec<String>,
+    },
     /// Another session reset a logical unit or the whole target: abort the tasks in scope on
     /// this reactor's sessions to that target and raise the unit attention.
     Reset {
@@ -69,6 +77,10 @@ pub enum FromReactor {
     Stopped,
     /// Something only the control thread can answer.
     Request(ReactorRequest),
+    /// The tasks of `AbortTasks { id }` are gone from this reactor.
+    TasksAborted {
+        id: u64,
+    },
     /// A login completed for this initiator port on connection `conn` of reactor `reactor`:
     /// other sessions with the same initiator port are to be closed.
     SessionLogin {

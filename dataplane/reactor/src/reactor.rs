@@ -282,6 +282,11 @@ impl Reactor {
                 ToReactor::Reset { target, function } => {
                     self.reset_from_elsewhere(&target, function)
                 }
+                ToReactor::AbortTasks {
+                    id,
+                    volume_uid,
+                    initiator_ports,
+                } => self.abort_tasks_of(id, volume_uid, &initiator_ports),
                 ToReactor::Shutdown => {
                     self.shutting_down = true;
                     for id in self.conns.ids() {

@@ -13,6 +13,12 @@ use crate::mailbox::FromReactor;
 use crate::reactor::Reactor;
 use crate::requests::RequestKind;
 
+/// A PREEMPT AND ABORT waiting for the aborted commands of this reactor to finish.
+pub struct PendingAbort {
+    id: u64,
+    waiting: Vec<(UserData, TaskId)>,
+}
+
 /// A reset waiting for aborted commands to finish.
 pub struct PendingReset {
     conn: UserData,
@@ -25,6 +31,7 @@ pub struct PendingReset {
 #[derive(Default)]
 pub struct Resets {
     pending: Vec<PendingReset>,
+    aborts: Vec<PendingAbort>,
 }
 
 impl Reactor {
@@ -80,6 +87,49 @@ impl Reactor {
         pending.control_seq = None;
         self.complete_ready_resets();
         true
+    }
+
+    /// PREEMPT AND ABORT: abort the tasks of volume `volume_uid` that arrived from these
+    /// initiator ports; report `TasksAborted` once their I/O finished.
+    pub(crate) fn abort_tasks_of(&mut self, id: u64, volume_uid: u64, initiator_ports: &[String]) {
+        let mut waiting = Vec::new();
+        for conn_id in self.conns.ids() {
+            let Reactor { conns, tables, .. } = self;
+            let Some(conn) = conns.get_mut(conn_id) else {
+                continue;
+            };
+            let preempted = conn.nexus_id.as_ref().is_some_and(|n| {
+                initiator_ports
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(&n.initiator_port))
+            });
+            if !preempted {
+                continue;
+            }
+            let table = tables.current();
+            let Some(target) = conn
+                .target
+                .as_deref()
+                .and_then(|iqn| table.target_index(iqn))
+                .map(|i| &table.targets[i])
+            else {
+                continue;
+            };
+            for lun in target
+                .luns
+                .iter()
+                .filter(|l| l.unit.volume_uid == volume_uid)
+            {
+                let aborted = conn.iscsi.abort_tasks(Some(lun.lun));
+                waiting.extend(aborted.into_iter().map(|t| (conn_id, t)));
+            }
+            self.pump(conn_id);
+        }
+        if waiting.is_empty() {
+            self.send_to_control(FromReactor::TasksAborted { id });
+        } else {
+            self.resets.aborts.push(PendingAbort { id, waiting });
+        }
     }
 
     /// A session on another reactor reset `target` (or one of its LUs).
@@ -145,13 +195,24 @@ impl Reactor {
 
     /// A command finished (or its answer came back): resets waiting for it may complete.
     pub(crate) fn note_task_finished(&mut self, conn: UserData, task: TaskId) {
-        if self.resets.pending.is_empty() {
+        if self.resets.pending.is_empty() && self.resets.aborts.is_empty() {
             return;
         }
         for pending in &mut self.resets.pending {
             pending.waiting.retain(|w| *w != (conn, task));
         }
         self.complete_ready_resets();
+        let mut index = 0;
+        while index < self.resets.aborts.len() {
+            let abort = &mut self.resets.aborts[index];
+            abort.waiting.retain(|w| *w != (conn, task));
+            if abort.waiting.is_empty() {
+                let done = self.resets.aborts.swap_remove(index);
+                self.send_to_control(FromReactor::TasksAborted { id: done.id });
+            } else {
+                index += 1;
+            }
+        }
     }
 
     fn complete_ready_resets(&mut self) {

@@ -113,16 +113,28 @@ impl Controller {
         let Some(next) = applied.state else {
             return applied.reply;
         };
-        if !applied.effects.abort_tasks_of.is_empty() {
-            tracing::warn!(
-                target = command.target,
-                lun = command.lun,
-                preempted = applied.effects.abort_tasks_of.len(),
-                "PREEMPT AND ABORT: the preempted nexuses' tasks are not aborted by the data plane"
-            );
-        }
+        // PREEMPT AND ABORT: the new state is published first (so the preempted nexuses' new
+        // commands meet it), then their tasks in flight are aborted, then the host is answered.
+        // The issuing nexus's own PERSISTENT RESERVE OUT is not among them.
+        let preempted: Vec<String> = applied
+            .effects
+            .abort_tasks_of
+            .iter()
+            .map(|r| r.nexus.initiator_port.clone())
+            .filter(|port| !port.eq_ignore_ascii_case(&nexus.initiator_port))
+            .collect();
         let changes = [(volume, next)];
-        match self.install_reservations(&changes, applied.effects.persist) {
+        let installed = self.install_reservations(&changes, applied.effects.persist);
+        if installed.is_ok() && !preempted.is_empty() {
+            if let Err(error) = self.publisher.abort_tasks(command.volume_uid, &preempted) {
+                tracing::error!(
+                    target = command.target,
+                    lun = command.lun,
+                    "PREEMPT AND ABORT: aborting the preempted tasks failed: {error}"
+                );
+            }
+        }
+        match installed {
             Ok(()) => applied.reply,
             Err(error) => {
                 tracing::error!(

@@ -433,3 +433,55 @@ fn lost_nexuses_and_resets_from_the_data_plane_are_applied() {
         "answered even for a deleted target"
     );
 }
+
+/// PERSISTENT RESERVE OUT parameters: reservation key, service action reservation key.
+fn prout_parameters(key: u64, action_key: u64) -> Vec<u8> {
+    let mut data = vec![0u8; 24];
+    data[0..8].copy_from_slice(&key.to_be_bytes());
+    data[8..16].copy_from_slice(&action_key.to_be_bytes());
+    data
+}
+
+#[test]
+fn preempt_and_abort_aborts_the_preempted_nexus_tasks_before_answering() {
+    let (mut c, plane, _store) = populated();
+    let uid = c.config().volumes[0].uid.0;
+    // Service action in byte 1; scope and type (write exclusive) in byte 2.
+    let reserve = [0x5f, 0x01, 0x01, 0, 0, 0, 0, 0, 24, 0];
+    let preempt_and_abort = [0x5f, 0x05, 0x01, 0, 0, 0, 0, 0, 24, 0];
+    let replies = serve(
+        &mut c,
+        &plane,
+        vec![
+            request(1, uid, HOST_A, &REGISTER, register_parameters(0xa)),
+            request(2, uid, HOST_B, &REGISTER, register_parameters(0xb)),
+            request(3, uid, HOST_A, &reserve, prout_parameters(0xa, 0)),
+        ],
+    );
+    assert!(replies.iter().all(|r| r.status == status::GOOD));
+    assert!(plane.state().aborted.is_empty(), "nothing preempted yet");
+    let replies = serve(
+        &mut c,
+        &plane,
+        vec![request(
+            4,
+            uid,
+            HOST_B,
+            &preempt_and_abort,
+            prout_parameters(0xb, 0xa),
+        )],
+    );
+    assert_eq!(replies[0].status, status::GOOD);
+    assert_eq!(
+        plane.state().aborted,
+        vec![(uid, vec![HOST_A.to_string()])],
+        "host A's tasks on the volume are aborted, the issuer's are not"
+    );
+    let state = c.reservation_state(uid);
+    assert_eq!(
+        state.registrations.len(),
+        1,
+        "host A's registration is gone"
+    );
+    assert_eq!(state.registrations[0].key, 0xb);
+}
