@@ -8,6 +8,7 @@
 
 mod parse;
 pub mod rig;
+mod suite_tests;
 pub mod summary;
 
 pub use parse::{parse_test_cu_output, ParsedRun, RunSummary, TestOutcome, TestResult};
