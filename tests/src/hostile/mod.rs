@@ -15,6 +15,7 @@
 
 pub mod socket;
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 pub use socket::{PeerEnd, RawSocket, Xorshift};
@@ -193,7 +194,8 @@ impl Rig {
         }
     }
 
-    /// lunard's peak resident memory grew by at most `budget` above the baseline.
+    /// lunard's peak resident memory grew by at most `budget` above the baseline. The numbers
+    /// are printed past the output capture.
     pub fn assert_memory_within(&self, budget: MemoryBudget, context: &str) {
         let Some(now) = self.daemon().memory() else {
             self.fail(&format!(
@@ -201,6 +203,15 @@ impl Rig {
             ));
         };
         let growth_kib = now.peak_rss_kib.saturating_sub(self.baseline.rss_kib);
+        // Straight to stderr, past the test harness's output capture, so the numbers are seen.
+        let line = format!(
+            "{} {context}: lunard peak RSS {} KiB, {growth_kib} KiB above the baseline \
+             (bound {} KiB)\n",
+            self.export.spec.iqn,
+            now.peak_rss_kib,
+            budget.bound_kib()
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
         if growth_kib > budget.bound_kib() {
             self.fail(&format!(
                 "{context}: lunard's peak resident memory grew by {growth_kib} KiB above its \
