@@ -11,9 +11,25 @@ use lunar_uring::UserData;
 use crate::net;
 use crate::reactor::{Op, Reactor};
 
+/// How long a listener waits before accepting again after the process ran out of
+/// descriptors (or memory): the connections wait in the listen backlog meanwhile.
+pub const ACCEPT_BACKOFF_MS: u64 = 100;
+
+/// Accept errors that mean "no resources now": back off instead of retrying at once.
+fn is_exhaustion(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+    )
+}
+
 pub struct Listener {
     /// Stable id carried by this listener's accept operations.
     id: u32,
+    /// No accept is armed before this time (ms since reactor start): resources ran out.
+    paused_until_ms: u64,
+    /// Within an episode of resource exhaustion (logged once, when it starts and ends).
+    exhausted: bool,
     fd: Option<OwnedFd>,
     pub(crate) addr: SocketAddr,
     /// The accept operation in flight, if any.
@@ -34,6 +50,8 @@ impl Listeners {
         self.next_id += 1;
         self.list.push(Listener {
             id: self.next_id,
+            paused_until_ms: 0,
+            exhausted: false,
             fd: Some(fd),
             addr,
             accept: None,
@@ -54,9 +72,10 @@ impl Reactor {
         if self.shutting_down {
             return;
         }
+        let now = self.now_ms();
         for index in 0..self.listeners.list.len() {
             let listener = &self.listeners.list[index];
-            if listener.accept.is_some() || listener.removing {
+            if listener.accept.is_some() || listener.removing || listener.paused_until_ms > now {
                 continue;
             }
             let Some(fd) = listener.fd.as_ref().map(|f| f.as_raw_fd()) else {
@@ -90,6 +109,26 @@ impl Reactor {
             }
             tracing::info!(reactor = self.id, portal = %listener.addr, "portal removed");
             return;
+        }
+        let now = self.now_ms();
+        let listener = &mut self.listeners.list[index];
+        if result < 0 && is_exhaustion(-result) {
+            listener.paused_until_ms = now + ACCEPT_BACKOFF_MS;
+            if !listener.exhausted {
+                listener.exhausted = true;
+                tracing::warn!(
+                    reactor = self.id,
+                    portal = %listener.addr,
+                    "accept failed: {}; new connections wait in the backlog, retrying every \
+                     {ACCEPT_BACKOFF_MS} ms",
+                    std::io::Error::from_raw_os_error(-result)
+                );
+            }
+            return;
+        }
+        if result >= 0 && listener.exhausted {
+            listener.exhausted = false;
+            tracing::info!(reactor = self.id, portal = %listener.addr, "accepting connections again");
         }
         self.on_accept(result);
     }
