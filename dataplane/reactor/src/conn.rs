@@ -41,6 +41,9 @@ pub struct Conn {
     pub(crate) commands: u32,
     closing_since_ms: Option<u64>,
     shutdown_sent: bool,
+    /// The shutdown operation is in flight: io_uring runs it on a worker thread, so the fd must
+    /// not be closed (and its number reused by a new connection) before it completed.
+    shutdown_armed: bool,
     pub(crate) target: Option<String>,
     /// `InitiatorName,i,0xISID|TargetName`: sessions with the same key reinstate each other.
     pub(crate) session_key: Option<String>,
@@ -186,6 +189,7 @@ impl Reactor {
             commands: 0,
             closing_since_ms: None,
             shutdown_sent: false,
+            shutdown_armed: false,
             target: None,
             session_key: None,
             nexus_id: None,
@@ -403,16 +407,25 @@ impl Reactor {
             return;
         }
         conn.shutdown_sent = true;
+        conn.shutdown_armed = true;
         let fd = conn.raw_fd();
         let entry = opcode::Shutdown::new(types::Fd(fd), libc::SHUT_RDWR).build();
         // SAFETY: the fd stays open until the connection is freed, which waits for every
-        // socket operation including this one's peers; shutdown itself uses no buffer.
-        if unsafe { self.push_op(entry, Op::Ignore) }.is_none() {
+        // socket operation, this shutdown included; shutdown itself uses no buffer.
+        if unsafe { self.push_op(entry, Op::Shutdown(id)) }.is_none() {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.shutdown_sent = false;
+                conn.shutdown_armed = false;
             }
             self.starved_conns.push(id);
         }
+    }
+
+    pub(crate) fn on_shutdown_done(&mut self, id: UserData) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.shutdown_armed = false;
+        }
+        self.pump(id);
     }
 
     /// Move the connection forward: send what is queued, keep a receive armed, finish closing.
@@ -481,7 +494,12 @@ impl Reactor {
         }
         let conn = self.conns.get_mut(id).expect("live");
         // An armed receive completes with 0 once the shutdown lands.
-        if conn.recv_armed || conn.send_armed || conn.commands > 0 || !conn.shutdown_sent {
+        if conn.recv_armed
+            || conn.send_armed
+            || conn.shutdown_armed
+            || conn.commands > 0
+            || !conn.shutdown_sent
+        {
             return;
         }
         let Some(mut conn) = self.conns.remove(id) else {

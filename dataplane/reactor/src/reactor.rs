@@ -58,7 +58,9 @@ pub enum Op {
     Wake,
     Recv(UserData),
     Send(UserData),
-    /// Fire-and-forget (socket shutdown, close); the result is ignored.
+    /// A connection's socket shutdown (its fd stays open until this completes).
+    Shutdown(UserData),
+    /// Fire-and-forget (close, cancel); the result is ignored.
     Ignore,
     Backend {
         cmd: UserData,
@@ -311,6 +313,7 @@ impl Reactor {
                 Op::Wake => self.wake_armed = false,
                 Op::Recv(conn) => self.on_recv(conn, completion.result),
                 Op::Send(conn) => self.on_send(conn, completion.result),
+                Op::Shutdown(conn) => self.on_shutdown_done(conn),
                 Op::Ignore => {}
                 Op::Backend { cmd, piece } => self.on_backend(cmd, piece, completion.result),
             }
