@@ -37,11 +37,28 @@ fn main() -> ExitCode {
             eprintln!("lunard: internal error: {info}");
         }));
     }
+    raise_open_files_limit();
     match daemon::run(&args, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lunard: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Every connection and backing file is a descriptor, and each reactor serves up to 1,024
+/// connections: raise the soft RLIMIT_NOFILE to the hard limit (the usual soft default of 1,024
+/// would cap lunard below that). A failure only means running with the lower limit.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("cannot raise the open files limit from {soft} to {hard}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open files limit: {e}"),
     }
 }
