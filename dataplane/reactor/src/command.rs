@@ -199,7 +199,7 @@ impl Reactor {
     }
 
     /// Answer a command that needed no I/O.
-    fn complete_now(
+    pub(crate) fn complete_now(
         &mut self,
         conn_id: UserData,
         task: TaskId,
@@ -208,16 +208,18 @@ impl Reactor {
     ) {
         let now = self.now_ms();
         if let Some(conn) = self.conns.get_mut(conn_id) {
-            conn.iscsi.on_command_done(
-                task,
-                CommandResult {
-                    status: reply.status,
-                    sense: &reply.sense,
-                    data_in: &reply.data_in,
-                    scsi_transfer_len_bytes: reply.transfer_len_bytes,
-                },
-                now,
-            );
+            if !conn.is_closing() {
+                conn.iscsi.on_command_done(
+                    task,
+                    CommandResult {
+                        status: reply.status,
+                        sense: &reply.sense,
+                        data_in: &reply.data_in,
+                        scsi_transfer_len_bytes: reply.transfer_len_bytes,
+                    },
+                    now,
+                );
+            }
             conn.commands -= 1;
         }
         self.tables.unpin(generation);

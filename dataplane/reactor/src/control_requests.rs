@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use lunar_iscsi::{CommandResult, TaskId};
+use lunar_iscsi::TaskId;
 use lunar_scsi::ScsiReply;
 use lunar_uring::UserData;
 
@@ -76,25 +76,7 @@ impl Reactor {
         let Some(waiting) = self.requests.awaiting.remove(&seq) else {
             return;
         };
-        let now = self.now_ms();
-        if let Some(conn) = self.conns.get_mut(waiting.conn) {
-            if !conn.is_closing() {
-                conn.iscsi.on_command_done(
-                    waiting.task,
-                    CommandResult {
-                        status: reply.status,
-                        sense: &reply.sense,
-                        data_in: &reply.data_in,
-                        scsi_transfer_len_bytes: reply.transfer_len_bytes,
-                    },
-                    now,
-                );
-            }
-            conn.commands -= 1;
-        }
-        self.tables.unpin(waiting.generation);
-        self.note_task_finished(waiting.conn, waiting.task);
-        self.pump(waiting.conn);
+        self.complete_now(waiting.conn, waiting.task, waiting.generation, &reply);
     }
 
     /// A new login reinstated the session `key` (`InitiatorName,i,0xISID|TargetName`): close
