@@ -2,10 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use lunar_reactor::{
-    BackendError, BackendFile, DataPlane, PortalError, PublishError, ReactorRequest, RequestId,
-    Snapshot, VolumeStats,
+    BackendError, BackendFile, DataPlane, PortalError, PublishError, RangeLocks, ReactorRequest,
+    RequestId, Snapshot, VolumeStats,
 };
 use lunar_scsi::ScsiReply;
 
@@ -28,6 +29,14 @@ impl Publisher for DataPlane {
 
     fn wait_drained(&mut self, generation: u64) -> Result<(), PublishError> {
         DataPlane::wait_drained(self, generation)
+    }
+
+    fn is_drained(&mut self, generation: u64) -> bool {
+        DataPlane::is_drained(self, generation)
+    }
+
+    fn range_locks(&self, volume_uid: u64) -> Option<Arc<RangeLocks>> {
+        DataPlane::range_locks(self, volume_uid)
     }
 
     fn stats(&mut self) -> Vec<VolumeStats> {

@@ -4,10 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use lunar_reactor::{
-    BackendError, BackendFile, PortalError, PublishError, ReactorRequest, RequestId, Snapshot,
-    VolumeStats,
+    BackendError, BackendFile, PortalError, PublishError, RangeLocks, ReactorRequest, RequestId,
+    Snapshot, VolumeStats,
 };
 use lunar_scsi::ScsiReply;
 
@@ -22,6 +23,11 @@ pub trait Publisher {
     fn publish(&mut self, snapshot: Snapshot) -> Result<u64, PublishError>;
     /// Returns once no in-flight command uses a generation older than `generation`.
     fn wait_drained(&mut self, generation: u64) -> Result<(), PublishError>;
+    /// Whether no in-flight command uses a generation older than `generation`, without
+    /// waiting.
+    fn is_drained(&mut self, generation: u64) -> bool;
+    /// The range locks the reactors take on volume `volume_uid` (while it is published).
+    fn range_locks(&self, volume_uid: u64) -> Option<Arc<RangeLocks>>;
     /// Per-volume counters, summed over reactors.
     fn stats(&mut self) -> Vec<VolumeStats>;
     /// Every portal served now (the `--listen` address first, unless it was removed).

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lunar_reactor::{
-    BackendError, BackendFile, BackendKind, ChapAuth, PortalError, PublishError, ReactorRequest,
-    RequestId, Snapshot, VolumeStats,
+    BackendError, BackendFile, BackendKind, ChapAuth, PortalError, PublishError, RangeLocks,
+    ReactorRequest, RequestId, Snapshot, VolumeStats,
 };
 use lunar_scsi::{ReservationState, ScsiReply};
 use lunar_volume::layout::Layout;
@@ -117,6 +117,8 @@ pub struct PlaneState {
     pub answers: Vec<(RequestId, ScsiReply)>,
     /// `abort_tasks` calls: volume uid and initiator ports.
     pub aborted: Vec<(u64, Vec<String>)>,
+    /// Range locks handed out, by volume uid.
+    pub range_locks: HashMap<u64, Arc<RangeLocks>>,
 }
 
 impl Default for PlaneState {
@@ -133,6 +135,7 @@ impl Default for PlaneState {
             requests: Vec::new(),
             answers: Vec::new(),
             aborted: Vec::new(),
+            range_locks: HashMap::new(),
         }
     }
 }
@@ -209,6 +212,20 @@ impl Publisher for FakePlane {
     fn wait_drained(&mut self, generation: u64) -> Result<(), PublishError> {
         self.state().drained.push(generation);
         Ok(())
+    }
+
+    fn is_drained(&mut self, _generation: u64) -> bool {
+        true
+    }
+
+    fn range_locks(&self, volume_uid: u64) -> Option<Arc<RangeLocks>> {
+        Some(
+            self.state()
+                .range_locks
+                .entry(volume_uid)
+                .or_default()
+                .clone(),
+        )
     }
 
     fn stats(&mut self) -> Vec<VolumeStats> {

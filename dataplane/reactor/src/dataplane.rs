@@ -456,6 +456,20 @@ impl DataPlane {
             .map_err(|index| PublishError::NotAcknowledged(index, generation))
     }
 
+    /// Whether no in-flight command on any reactor still uses a generation older than
+    /// `generation` (without waiting: the control thread keeps serving requests meanwhile).
+    pub fn is_drained(&mut self, generation: u64) -> bool {
+        self.drain_outboxes();
+        self.reactors.iter().all(|h| h.drained_below >= generation)
+    }
+
+    /// The range locks every reactor takes on volume `volume_uid` (for as long as the volume
+    /// is published): the control thread takes them too, to copy a range (mirror resync,
+    /// migration) with no host write to it in flight.
+    pub fn range_locks(&self, volume_uid: u64) -> Option<Arc<RangeLocks>> {
+        self.locks.get(&volume_uid).cloned()
+    }
+
     /// Per-volume statistics of the volumes in the newest table, summed over reactors.
     pub fn stats(&mut self) -> Vec<VolumeStats> {
         for handle in &mut self.reactors {

@@ -26,6 +26,7 @@ pub use backend::{BackendError, BackendFile, BackendKind};
 pub use dataplane::{
     DataPlane, DataPlaneConfig, PollMode, PortalError, PublishError, StartError, VolumeStats,
 };
+pub use range_locks::RangeLocks;
 pub use requests::{DeviceRange, Nexus, ReactorRequest, RequestId, RequestKind};
 pub use snapshot::{ChapAuth, ChapSecret, LunEntry, Snapshot, TargetEntry, VolumeEntry};
 pub use tables::MAX_TRANSFER_BYTES;

@@ -302,6 +302,7 @@ impl Reactor {
         let kind = RequestKind::AllocationStatus {
             io: cmd.io,
             block_size: cmd.block_size,
+            volume_uid: cmd.volume_uid,
             ranges,
         };
         // The command stays counted on its connection and pinned to its generation until the

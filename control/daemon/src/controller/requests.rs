@@ -91,7 +91,14 @@ impl Controller {
                 io,
                 block_size,
                 ranges,
+                ..
             } => Some(allocation_status(io, *block_size, ranges)),
+            RequestKind::Fault { .. }
+            | RequestKind::LegFailed { .. }
+            | RequestKind::Deallocate { .. } => Some(check_condition(
+                Sense::new(SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE),
+                0,
+            )),
             RequestKind::NexusLost { nexus, .. } => {
                 if let Err(e) = self.nexus_lost(&nexus_id(nexus)) {
                     tracing::warn!("ending the reservations of a lost nexus failed: {e}");

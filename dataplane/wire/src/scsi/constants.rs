@@ -174,6 +174,8 @@ impl Asc {
     /// A RELEASE of a persistent reservation named another type or scope than the one held.
     pub const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: Asc = Asc::new(0x26, 0x04);
     pub const WRITE_PROTECTED: Asc = Asc::new(0x27, 0x00);
+    /// A thin-provisioned unit could not allocate space for a write (SBC-3 4.7.3.6).
+    pub const SPACE_ALLOCATION_FAILED_WRITE_PROTECT: Asc = Asc::new(0x27, 0x07);
     /// NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED: a removable medium was loaded.
     pub const MEDIUM_MAY_HAVE_CHANGED: Asc = Asc::new(0x28, 0x00);
     pub const POWER_ON_RESET_OR_BUS_DEVICE_RESET: Asc = Asc::new(0x29, 0x00);
