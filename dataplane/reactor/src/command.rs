@@ -8,7 +8,9 @@ use std::time::Instant;
 use lunar_iscsi::{CommandResult, ScsiCommand, TaskId};
 use lunar_scsi::{BlockIo, BlockOp, Decision, ScsiReply};
 use lunar_uring::{BufId, UserData};
+use lunar_volume::{LegRef, PlanStep};
 
+use crate::pieces::{PieceKind, PUNCH_HOLE_MODE};
 use crate::reactor::Reactor;
 use crate::requests::{Nexus, RequestKind};
 use crate::stats::IoKind;
@@ -52,6 +54,21 @@ pub struct Cmd {
     /// Byte range the lock covers.
     pub(crate) lock_range: (u64, u64),
     pub(crate) started: Instant,
+    /// The current chunk's plan (see `steps`); a reused allocation.
+    pub(crate) steps: Vec<PlanStep>,
+    /// Index of the next step of `steps` to submit.
+    pub(crate) next_step: usize,
+    /// The chunk's pieces are being submitted (some wait for submission-queue space).
+    pub(crate) submitting: bool,
+    /// The kind of backend operation the chunk's device steps are.
+    pub(crate) piece_kind: PieceKind,
+    /// Mirror legs this command's reads must avoid (they failed it).
+    pub(crate) excluded_legs: Vec<LegRef>,
+    /// A read piece failed on a mirror leg: run the chunk again on the other legs.
+    pub(crate) retry_chunk: bool,
+    /// A write piece failed on this mirror leg: the control thread takes the leg out before
+    /// the chunk runs again.
+    pub(crate) failed_write_leg: Option<LegRef>,
 }
 
 impl Cmd {
@@ -173,6 +190,15 @@ impl Reactor {
                     lock: Lock::None,
                     lock_range: (0, 0),
                     started: Instant::now(),
+                    steps: self.step_lists.pop().unwrap_or_default(),
+                    next_step: 0,
+                    submitting: false,
+                    piece_kind: PieceKind::Fallocate {
+                        mode: PUNCH_HOLE_MODE,
+                    },
+                    excluded_legs: Vec::new(),
+                    retry_chunk: false,
+                    failed_write_leg: None,
                 };
                 match self.cmds.insert(cmd) {
                     Ok(id) => self.advance(id),
@@ -259,7 +285,7 @@ impl Reactor {
         taken
     }
 
-    fn release_lock(&mut self, cmd: &Cmd) {
+    pub(crate) fn release_lock(&mut self, cmd: &mut Cmd) {
         let Some(locks) = self
             .tables
             .get(cmd.generation)
@@ -273,11 +299,15 @@ impl Reactor {
             Lock::Exclusive => locks.release_exclusive(offset, len),
             Lock::None => {}
         }
+        cmd.lock = Lock::None;
     }
 
     /// Report the command to its connection (if still there) and release what it held.
     pub(crate) fn finish(&mut self, mut cmd: Cmd, reply: ScsiReply) {
-        self.release_lock(&cmd);
+        self.release_lock(&mut cmd);
+        let mut steps = std::mem::take(&mut cmd.steps);
+        steps.clear();
+        self.step_lists.push(steps);
         let now = self.now_ms();
         let latency_us = cmd.started.elapsed().as_micros() as u64;
         let kind = match cmd.io.op {

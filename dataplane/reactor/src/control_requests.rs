@@ -24,6 +24,16 @@ pub struct AwaitingControl {
 pub struct ControlRequests {
     next_seq: u64,
     awaiting: HashMap<u64, AwaitingControl>,
+    /// Block commands parked on a mapping fault or a failed mirror leg, by request sequence
+    /// number: the answer resumes them.
+    parked: HashMap<u64, UserData>,
+}
+
+impl ControlRequests {
+    /// Command `cmd` waits for the answer to request `seq`.
+    pub(crate) fn park_command(&mut self, seq: u64, cmd: UserData) {
+        self.parked.insert(seq, cmd);
+    }
 }
 
 impl Reactor {
@@ -72,6 +82,9 @@ impl Reactor {
     pub(crate) fn on_control_answer(&mut self, seq: u64, reply: ScsiReply) {
         if self.reset_answered(seq) {
             return;
+        }
+        if let Some(cmd) = self.requests.parked.remove(&seq) {
+            return self.resume_after_control(cmd, reply);
         }
         let Some(waiting) = self.requests.awaiting.remove(&seq) else {
             return;

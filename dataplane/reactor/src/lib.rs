@@ -5,6 +5,7 @@
 //! eventfds, and the buffers lent to in-flight io_uring operations.
 
 pub mod backend;
+mod chunks;
 mod command;
 mod conn;
 mod control_requests;

@@ -6,6 +6,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, types};
 use lunar_uring::{BufId, BufPool, UserData};
+use lunar_volume::LegRef;
 
 use crate::reactor::{Op, Reactor};
 
@@ -30,6 +31,9 @@ pub struct Piece {
     /// Offset in the command's buffer.
     pub buf_offset_bytes: usize,
     pub len_bytes: usize,
+    /// The mirror leg the bytes belong to: a failure takes the leg out instead of failing
+    /// the command.
+    pub mirror_leg: Option<LegRef>,
 }
 
 impl Reactor {
@@ -100,22 +104,28 @@ impl Reactor {
         }
         let moves_bytes = matches!(piece.kind, PieceKind::Read | PieceKind::Write { .. });
         if result < 0 || (moves_bytes && result == 0 && piece.len_bytes > 0) {
-            if !cmd.failed {
-                tracing::warn!(
-                    reactor = self.id,
-                    fd = piece.fd,
-                    offset = piece.device_offset_bytes,
-                    len = piece.len_bytes,
-                    kind = ?piece.kind,
-                    "backend I/O failed: {}",
-                    if result < 0 {
-                        std::io::Error::from_raw_os_error(-result).to_string()
-                    } else {
-                        "unexpected end of file".to_string()
-                    }
-                );
+            tracing::warn!(
+                reactor = self.id,
+                fd = piece.fd,
+                offset = piece.device_offset_bytes,
+                len = piece.len_bytes,
+                kind = ?piece.kind,
+                leg = ?piece.mirror_leg,
+                "backend I/O failed: {}",
+                if result < 0 {
+                    std::io::Error::from_raw_os_error(-result).to_string()
+                } else {
+                    "unexpected end of file".to_string()
+                }
+            );
+            match (piece.kind, piece.mirror_leg) {
+                (PieceKind::Read, Some(leg)) => self.report_failed_read_leg(id, leg),
+                (PieceKind::Write { .. }, Some(leg)) => {
+                    let cmd = self.cmds.get_mut(id).expect("live");
+                    cmd.failed_write_leg.get_or_insert(leg);
+                }
+                _ => self.cmds.get_mut(id).expect("live").failed = true,
             }
-            cmd.failed = true;
         } else if moves_bytes && (result as usize) < piece.len_bytes {
             let n = result as usize;
             let rest = Piece {
@@ -128,8 +138,13 @@ impl Reactor {
             return;
         }
         let cmd = self.cmds.get_mut(id).expect("live");
+        if let (PieceKind::Read, Some(leg)) = (piece.kind, piece.mirror_leg) {
+            let uid = cmd.volume_uid;
+            self.balancers.entry(uid).or_default().read_completed(leg);
+        }
+        let cmd = self.cmds.get_mut(id).expect("live");
         cmd.pending -= 1;
-        if cmd.pending == 0 {
+        if cmd.pending == 0 && !cmd.submitting {
             self.complete_step(id);
         }
     }

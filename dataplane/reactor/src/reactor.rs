@@ -9,7 +9,7 @@
 //! 6. spin or park — busy mode loops at once; adaptive mode spins a while, then sleeps in
 //!    io_uring_enter until a completion, the mailbox eventfd or the tick timeout wakes it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, types};
 use lunar_iscsi::{Action, ConnConfig};
 use lunar_uring::{BufPool, Completion, OpSlab, Ring, UserData};
-use lunar_volume::Extent;
+use lunar_volume::{Extent, PlanStep, ReadBalancer};
 
 use crate::command::Cmd;
 use crate::conn::Conn;
 use crate::control_requests::ControlRequests;
 use crate::dataplane::PollMode;
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
-use crate::pieces::Piece;
 use crate::portals::Listeners;
 use crate::resets::Resets;
 use crate::snapshot::Snapshot;
@@ -64,7 +63,7 @@ pub enum Op {
     Ignore,
     Backend {
         cmd: UserData,
-        piece: Piece,
+        piece: crate::pieces::Piece,
     },
 }
 
@@ -91,7 +90,10 @@ pub struct Reactor {
     pub(crate) starved_conns: Vec<UserData>,
     pub(crate) actions: Vec<Action>,
     pub(crate) extents: Vec<Extent>,
-    pub(crate) pieces: Vec<Piece>,
+    /// Plans of finished commands, kept for reuse (no allocation per command).
+    pub(crate) step_lists: Vec<Vec<PlanStep>>,
+    /// Mirror read balancing, per volume uid.
+    pub(crate) balancers: HashMap<u64, ReadBalancer>,
     completions: Vec<Completion>,
     released: Vec<Arc<Snapshot>>,
     outbox_backlog: VecDeque<FromReactor>,
@@ -137,7 +139,8 @@ impl Reactor {
             starved_conns: Vec::new(),
             actions: Vec::new(),
             extents: Vec::new(),
-            pieces: Vec::new(),
+            step_lists: Vec::new(),
+            balancers: HashMap::new(),
             completions: Vec::with_capacity(REAP_BATCH),
             released: Vec::new(),
             outbox_backlog: VecDeque::new(),

@@ -10,7 +10,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use lunar_scsi::BlockOp;
 use lunar_uring::UserData;
 
-use crate::pieces::{Piece, PieceKind, PUNCH_HOLE_MODE};
+use crate::chunks::ChunkKind;
+use crate::pieces::{Piece, PieceKind};
 use crate::reactor::Reactor;
 use crate::requests::{DeviceRange, RequestKind};
 use crate::tables::MAX_TRANSFER_BYTES;
@@ -96,14 +97,63 @@ impl Reactor {
             Some(Step::Done) => self.finish_good(id),
             Some(Step::Flush) => self.start_flush(id),
             Some(Step::AskControl) => self.ask_allocation_status(id),
-            Some(Step::Punch { offset, len }) => self.start_pieces(id, offset, len, None),
-            Some(Step::Read { offset, len }) => self.start_pieces(id, offset, len, Some(false)),
-            Some(Step::Write { offset, len }) => self.start_pieces(id, offset, len, Some(true)),
+            Some(Step::Punch { .. }) if !self.maps_directly(id) => self.deallocate_at_control(id),
+            Some(Step::Punch { offset, len }) => {
+                self.start_chunk(id, offset, len, ChunkKind::Punch)
+            }
+            Some(Step::Read { offset, len }) => self.start_chunk(id, offset, len, ChunkKind::Read),
+            Some(Step::Write { offset, len }) => {
+                self.start_chunk(id, offset, len, ChunkKind::Write)
+            }
+        }
+    }
+
+    /// Whether the command's volume maps every byte to one device with no segment states (so
+    /// the reactor can deallocate by punching holes itself).
+    fn maps_directly(&self, id: UserData) -> bool {
+        self.cmds
+            .get(id)
+            .and_then(|cmd| {
+                let table = self.tables.get(cmd.generation)?;
+                Some(table.snapshot.volumes.get(cmd.volume)?.map.is_direct())
+            })
+            .unwrap_or(true)
+    }
+
+    /// UNMAP or WRITE SAME with UNMAP on a volume with segment tables: the control thread
+    /// returns whole segments to their pool and zeroes the rest, then answers the host.
+    fn deallocate_at_control(&mut self, id: UserData) {
+        let Some(mut cmd) = self.cmds.remove(id) else {
+            return;
+        };
+        let ranges = match cmd.io.op {
+            BlockOp::Unmap { .. } => lunar_scsi::unmap_ranges(&cmd.data_out)
+                .map(|(lba, blocks)| (lba * cmd.block_size, blocks as u64 * cmd.block_size))
+                .collect(),
+            _ => vec![(cmd.io.lba * cmd.block_size, cmd.total_bytes)],
+        };
+        self.release_lock(&mut cmd);
+        if let Some(buf) = cmd.buf.take() {
+            self.ring.bufs_mut().free(buf);
+        }
+        let kind = RequestKind::Deallocate {
+            volume_uid: cmd.volume_uid,
+            generation: cmd.generation,
+            io: cmd.io,
+            ranges,
+        };
+        // As for GET LBA STATUS: the command stays counted and pinned until the answer.
+        self.forward_to_control(cmd.conn, cmd.task, cmd.generation, kind);
+        let mut steps = std::mem::take(&mut cmd.steps);
+        steps.clear();
+        self.step_lists.push(steps);
+        if let Some(conn) = self.conns.get_mut(cmd.conn) {
+            conn.iscsi.recycle(cmd.data_out);
         }
     }
 
     /// Fill the buffer for a write chunk from what the operation writes.
-    fn prepare_write(&mut self, id: UserData, len: usize) -> bool {
+    pub(crate) fn prepare_write(&mut self, id: UserData, len: usize) -> bool {
         let Reactor { cmds, ring, .. } = self;
         let Some(cmd) = cmds.get_mut(id) else {
             return false;
@@ -139,97 +189,6 @@ impl Reactor {
             }
         }
         true
-    }
-
-    /// Plan `[offset, offset+len)` and issue one piece per extent. `buffered`: `Some(write)`
-    /// for reads/writes through the command's buffer, `None` for hole punching.
-    fn start_pieces(&mut self, id: UserData, offset: u64, len: u64, buffered: Option<bool>) {
-        let Some(cmd) = self.cmds.get(id) else {
-            return;
-        };
-        let (generation, volume_index, fua) = (cmd.generation, cmd.volume, cmd.io.fua);
-        if buffered.is_some() && cmd.buf.is_none() {
-            // A copy's later chunks may be larger than its first.
-            let want = match cmd.io.op {
-                BlockOp::ExtendedCopy { .. } => MAX_TRANSFER_BYTES as usize,
-                _ => len as usize,
-            };
-            match self.ring.bufs_mut().alloc(want) {
-                Some(buf) => self.cmds.get_mut(id).expect("live").buf = Some(buf),
-                None => {
-                    self.parked.push_back(id);
-                    return;
-                }
-            }
-        }
-        let Reactor {
-            tables, extents, ..
-        } = self;
-        let table = tables.get(generation).expect("pinned table is live");
-        let planned = table
-            .snapshot
-            .volumes
-            .get(volume_index)
-            .map(|v| {
-                extents.clear();
-                v.map.plan(offset, len, extents).is_ok()
-            })
-            .unwrap_or(false);
-        if !planned {
-            self.fail_step(id);
-            return;
-        }
-        if !self.ring.ensure_sq_space(self.extents.len())
-            || self.ops.capacity() - self.ops.len() < self.extents.len()
-        {
-            self.parked.push_back(id);
-            return;
-        }
-        if buffered == Some(true) && !self.prepare_write(id, len as usize) {
-            self.fail_step(id);
-            return;
-        }
-        let kind = match buffered {
-            Some(true) => PieceKind::Write { fua },
-            Some(false) => PieceKind::Read,
-            None => PieceKind::Fallocate {
-                mode: PUNCH_HOLE_MODE,
-            },
-        };
-        let mut pieces = std::mem::take(&mut self.pieces);
-        pieces.clear();
-        let table = self.tables.get(generation).expect("pinned table is live");
-        let mut missing_device = false;
-        for extent in self.extents.iter() {
-            match table
-                .snapshot
-                .devices
-                .get(extent.device as usize)
-                .and_then(|d| d.as_ref())
-            {
-                Some(device) => pieces.push(Piece {
-                    kind,
-                    fd: device.fd.as_raw_fd(),
-                    device_offset_bytes: extent.device_offset_bytes,
-                    buf_offset_bytes: extent.request_offset_bytes as usize,
-                    len_bytes: extent.len_bytes as usize,
-                }),
-                None => missing_device = true,
-            }
-        }
-        if missing_device || pieces.is_empty() {
-            self.pieces = pieces;
-            self.fail_step(id);
-            return;
-        }
-        let cmd = self.cmds.get_mut(id).expect("live");
-        cmd.chunk_bytes = len;
-        cmd.pending = pieces.len() as u32;
-        let buf = cmd.buf;
-        for piece in pieces.drain(..) {
-            self.submit_piece(id, buf, piece);
-        }
-        self.pieces = pieces;
     }
 
     fn start_flush(&mut self, id: UserData) {
@@ -268,6 +227,7 @@ impl Reactor {
                 device_offset_bytes: 0,
                 buf_offset_bytes: 0,
                 len_bytes: 0,
+                mirror_leg: None,
             };
             self.submit_piece(id, None, piece);
         }
@@ -313,7 +273,7 @@ impl Reactor {
         }
     }
 
-    fn fail_step(&mut self, id: UserData) {
+    pub(crate) fn fail_step(&mut self, id: UserData) {
         if let Some(cmd) = self.cmds.get_mut(id) {
             cmd.failed = true;
         }
@@ -332,6 +292,14 @@ impl Reactor {
         let Some(cmd) = self.cmds.get_mut(id) else {
             return;
         };
+        if let Some(leg) = cmd.failed_write_leg.take() {
+            if !cmd.failed {
+                return self.report_failed_write_leg(id, leg);
+            }
+        }
+        if std::mem::take(&mut cmd.retry_chunk) && !cmd.failed {
+            return self.advance(id);
+        }
         if cmd.failed {
             let cmd = self.cmds.remove(id).expect("live");
             let reply = lunar_scsi::io_error_reply(&cmd.io);
