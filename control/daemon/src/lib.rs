@@ -11,6 +11,7 @@ pub mod args;
 pub mod chap;
 pub mod config;
 pub mod controller;
+pub mod copier;
 pub mod daemon;
 pub mod demo;
 pub mod dispatch;
