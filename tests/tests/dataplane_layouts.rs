@@ -13,8 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lunar_reactor::{
-    BackendFile, BackendKind, DataPlane, DataPlaneConfig, LunEntry, PollMode, RequestKind,
-    Snapshot, TargetEntry, VolumeEntry,
+    BackendFile, BackendKind, DataPlane, DataPlaneConfig, DirtyRegions, LunEntry, PollMode,
+    RequestKind, Snapshot, TargetEntry, VolumeEntry,
 };
 use lunar_scsi::ScsiReply;
 use lunar_tests::backing::{allocated_bytes, read_at, SparseFile};
@@ -25,6 +25,8 @@ use lunar_volume::{FaultReason, Location, SegmentEntry, VolumeMap};
 const IQN: &str = "iqn.2026-11.dev.lunar:layouts";
 const MIB: u64 = 1 << 20;
 const BLOCK: u32 = 512;
+/// Dirty-region granularity of the stand-in control thread.
+const REGION_BYTES: u64 = 256 * 1024;
 
 /// A data plane with one volume exported as LUN 0, and the stand-in control thread's state.
 struct Rig {
@@ -36,6 +38,10 @@ struct Rig {
     /// Leg failures reported: (mirror, leg, write).
     leg_failures: Vec<(u32, u32, bool)>,
     faults_served: usize,
+    /// Regions written while a mirror leg is out (from the first leg failure on).
+    dirty: Option<DirtyRegions>,
+    /// Write-log requests served: (offset, len).
+    logged: Vec<(u64, u64)>,
 }
 
 fn open_device(path: &Path) -> Arc<BackendFile> {
@@ -76,6 +82,8 @@ impl Rig {
             next_slot_bytes: 0,
             leg_failures: Vec::new(),
             faults_served: 0,
+            dirty: None,
+            logged: Vec::new(),
         };
         rig.publish();
         rig
@@ -92,6 +100,7 @@ impl Rig {
                 block_size: BLOCK,
                 map,
                 reservations: Arc::default(),
+                dirty_regions: self.dirty.clone().map(Arc::new),
             }],
             targets: vec![TargetEntry {
                 iqn: IQN.to_string(),
@@ -167,6 +176,19 @@ impl Rig {
                 if let Some(Layout::Mirror { legs, .. }) = self.layout.find_mut(leg.mirror) {
                     legs[leg.leg as usize].health = LegHealth::Faulty;
                 }
+                let size = VolumeMap::new(self.layout.clone()).size_bytes;
+                self.dirty
+                    .get_or_insert_with(|| DirtyRegions::new(REGION_BYTES, size));
+                self.publish();
+            }
+            RequestKind::LogWrites {
+                offset_bytes,
+                len_bytes,
+                ..
+            } => {
+                self.logged.push((*offset_bytes, *len_bytes));
+                let dirty = self.dirty.as_mut().expect("a leg is out");
+                dirty.mark_range(*offset_bytes, *len_bytes);
                 self.publish();
             }
             RequestKind::NexusLost { .. } => return None,
@@ -384,6 +406,26 @@ fn mirror_write_failing_on_one_leg_completes_on_the_others() {
         vec![(9, 1, true)],
         "the leg was reported once, as a write failure, and taken out"
     );
+    // From then on every write was logged before it was issued, region by region.
+    assert_eq!(
+        rig.logged,
+        vec![(0, 64 * 512), (4096 * 512, 128 * 512)],
+        "each write asked for its regions once"
+    );
+    let dirty = rig.dirty.as_ref().expect("dirty regions");
+    assert_eq!(
+        dirty.marked().collect::<Vec<_>>(),
+        vec![0, 8],
+        "exactly the written regions are dirty"
+    );
+    // A write to a region already marked goes straight through.
+    rig.drive(|addr| {
+        let mut client = BlockClient::connect(addr, IQN, 0).expect("login");
+        client
+            .write(64, &pattern(6, 64, 64, BLOCK), true)
+            .expect("write")
+    });
+    assert_eq!(rig.logged.len(), 2, "no new mark needed");
     rig.plane.shutdown();
 }
 

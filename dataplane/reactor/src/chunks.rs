@@ -5,7 +5,8 @@
 //! (thin allocation, copy-on-write, a segment being changed); its answer re-pins the command to
 //! the newest generation and plans the chunk again. A read that failed on a mirror leg runs
 //! again on the other legs; a write that failed on one waits until the control thread took the
-//! leg out, then runs again on the legs left.
+//! leg out, then runs again on the legs left. While a mirror leg is out, a write to a region
+//! not yet marked dirty waits until the control thread marked it durably.
 
 use std::os::fd::AsRawFd;
 
@@ -53,6 +54,9 @@ impl Reactor {
                     return;
                 }
             }
+        }
+        if kind != ChunkKind::Read && !self.writes_logged(id, offset, len) {
+            return self.ask_control_to_log_writes(id, offset, len);
         }
         let op = match kind {
             ChunkKind::Read => IoOp::Read,
@@ -249,6 +253,33 @@ impl Reactor {
             generation: cmd.generation,
             faults,
             write_bytes: (kind != ChunkKind::Read).then_some((offset, len)),
+        };
+        self.wait_for_control(id, request);
+    }
+
+    /// Whether the volume needs no write log, or logs every region of the range already.
+    fn writes_logged(&self, id: UserData, offset: u64, len: u64) -> bool {
+        let Some(cmd) = self.cmds.get(id) else {
+            return true;
+        };
+        self.tables
+            .get(cmd.generation)
+            .and_then(|table| table.snapshot.volumes.get(cmd.volume))
+            .and_then(|volume| volume.dirty_regions.as_ref())
+            .is_none_or(|dirty| dirty.covers(offset, len))
+    }
+
+    /// A write to regions of a degraded mirror not yet marked dirty: the control thread marks
+    /// them durably first.
+    fn ask_control_to_log_writes(&mut self, id: UserData, offset: u64, len: u64) {
+        let Some(cmd) = self.cmds.get(id) else {
+            return;
+        };
+        let request = RequestKind::LogWrites {
+            volume_uid: cmd.volume_uid,
+            generation: cmd.generation,
+            offset_bytes: offset,
+            len_bytes: len,
         };
         self.wait_for_control(id, request);
     }

@@ -10,6 +10,7 @@ mod command;
 mod conn;
 mod control_requests;
 pub mod dataplane;
+mod dirty;
 mod mailbox;
 mod net;
 mod pieces;
@@ -27,6 +28,7 @@ pub use backend::{BackendError, BackendFile, BackendKind};
 pub use dataplane::{
     DataPlane, DataPlaneConfig, PollMode, PortalError, PublishError, StartError, VolumeStats,
 };
+pub use dirty::DirtyRegions;
 pub use range_locks::RangeLocks;
 pub use requests::{DeviceRange, Nexus, ReactorRequest, RequestId, RequestKind};
 pub use snapshot::{ChapAuth, ChapSecret, LunEntry, Snapshot, TargetEntry, VolumeEntry};

@@ -92,6 +92,15 @@ pub enum RequestKind {
         leg: lunar_volume::LegRef,
         write: bool,
     },
+    /// A write to `[offset_bytes, offset_bytes + len_bytes)` of volume `volume_uid` touches
+    /// regions its table's [`DirtyRegions`](crate::DirtyRegions) do not mark (a mirror leg is
+    /// out). Mark them, persist, publish, then answer GOOD: the reactor plans the write again.
+    LogWrites {
+        volume_uid: u64,
+        generation: u64,
+        offset_bytes: u64,
+        len_bytes: u64,
+    },
     /// UNMAP, WRITE SAME with UNMAP, or a deallocating WRITE ZEROES on a volume with segment
     /// tables: deallocate these byte ranges `(offset, len)` of volume `volume_uid`. Whole
     /// segments go back to Zero and to their pool; the rest must read back as zeros. Persist,

@@ -6,6 +6,7 @@ use lunar_scsi::pr::ReservationState;
 use lunar_volume::VolumeMap;
 
 use crate::backend::BackendFile;
+use crate::dirty::DirtyRegions;
 
 /// Everything a reactor needs to serve I/O. Immutable once published; reactors pin it per
 /// command with an `Arc` clone.
@@ -56,6 +57,10 @@ pub struct VolumeEntry {
     /// State every I_T nexus of the volume's logical unit shares (persistent reservations):
     /// owned by the control thread, which publishes a new one with each change.
     pub reservations: Arc<ReservationState>,
+    /// While a mirror leg of the volume is out: the regions written since. A write to a region
+    /// not marked here waits until the control thread marked it
+    /// ([`crate::RequestKind::LogWrites`]). `None`: writes need no mark.
+    pub dirty_regions: Option<Arc<DirtyRegions>>,
 }
 
 #[derive(Debug, Clone)]

@@ -95,6 +95,7 @@ impl Controller {
             } => Some(allocation_status(io, *block_size, ranges)),
             RequestKind::Fault { .. }
             | RequestKind::LegFailed { .. }
+            | RequestKind::LogWrites { .. }
             | RequestKind::Deallocate { .. } => Some(check_condition(
                 Sense::new(SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE),
                 0,

@@ -54,6 +54,7 @@ pub fn build_snapshot(
                 ))
             })?,
             reservations: reservations.get(&volume.uid.0).cloned().unwrap_or_default(),
+            dirty_regions: None,
         });
     }
     let mut targets = Vec::with_capacity(config.targets.len());
