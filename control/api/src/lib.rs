@@ -13,10 +13,12 @@ pub mod auth;
 pub mod client;
 pub mod daemon;
 pub mod device;
+pub mod mirror;
 pub mod portal;
 pub mod rpc;
 pub mod stats;
 pub mod target;
+pub mod task;
 pub mod volume;
 
 pub use client::{Client, ClientError};
@@ -45,6 +47,12 @@ pub mod method {
     pub const PORTAL_LIST: &str = "portal_list";
     pub const STATS_GET: &str = "stats_get";
     pub const DAEMON_INFO: &str = "daemon_info";
+    pub const MIRROR_LEG_ADD: &str = "mirror_leg_add";
+    pub const MIRROR_LEG_REMOVE: &str = "mirror_leg_remove";
+    pub const MIRROR_LEG_REJOIN: &str = "mirror_leg_rejoin";
+    pub const VOLUME_MIGRATE: &str = "volume_migrate";
+    pub const TASK_GET: &str = "task_get";
+    pub const TASK_LIST: &str = "task_list";
 
     /// Every method the daemon serves.
     pub const ALL: &[&str] = &[
