@@ -153,6 +153,20 @@ impl RangeLocks {
         ok
     }
 
+    /// Give up waiting for the range after a [`RangeLocks::try_exclusive`] that returned false
+    /// (the caller will not call again soon): new shared holders are let in again. A
+    /// serialized command still waiting sets the bit again on its next try.
+    pub fn stop_waiting(&self, offset_bytes: u64, len_bytes: u64) {
+        slots_of(offset_bytes, len_bytes, |slot| {
+            let word = &self.slots[slot];
+            let current = word.load(Ordering::Acquire);
+            if current & EXCLUSIVE == 0 {
+                word.fetch_and(!WAITING, Ordering::AcqRel);
+            }
+            true
+        });
+    }
+
     pub fn release_exclusive(&self, offset_bytes: u64, len_bytes: u64) {
         slots_of(offset_bytes, len_bytes, |slot| {
             self.slots[slot].fetch_and(!(EXCLUSIVE | WAITING), Ordering::AcqRel);
@@ -164,6 +178,23 @@ impl RangeLocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waiter_that_gives_up_lets_shared_holders_in_again() {
+        let locks = RangeLocks::default();
+        assert!(locks.try_shared(0, 4096));
+        assert!(!locks.try_exclusive(0, 4096), "a shared holder is in");
+        assert!(!locks.try_shared(0, 4096), "the waiting bit holds new ones back");
+        locks.stop_waiting(0, 4096);
+        assert!(locks.try_shared(0, 4096), "let in once the waiter gave up");
+        locks.release_shared(0, 4096);
+        locks.release_shared(0, 4096);
+        assert!(locks.try_exclusive(0, 4096));
+        locks.stop_waiting(0, 4096);
+        assert!(!locks.try_shared(0, 4096), "an exclusive holder keeps its range");
+        locks.release_exclusive(0, 4096);
+        assert!(locks.try_shared(0, 4096));
+    }
 
     #[test]
     fn exclusive_waits_for_shared_and_blocks_new_shared() {
