@@ -14,12 +14,15 @@
 //! - [`conformance`]: `iscsi-test-cu` per suite, parsed per test (skips counted apart).
 //! - [`initiator`]: a minimal iSCSI initiator for writing and reading known data, and for
 //!   sending PDUs one by one (broken and hostile initiators).
+//! - [`churn`]: a client writing and checking a whole LUN in the background while the volume
+//!   changes underneath, keeping what it wrote block by block and every command's latency.
 //! - [`good_client`]: a well-behaved initiator verifying its data in the background.
 //! - [`hostile`]: the frame of the hostile-client tests (memory budget, drop log lines).
 //! - [`procfs`]: a process's memory and descriptors; the open-files limit.
 //! - [`entry_points`]: the decoders' fuzz entry points, shared with `fuzz/` (cargo-fuzz).
 
 pub mod backing;
+pub mod churn;
 pub mod cli;
 pub mod conformance;
 pub mod daemon;

@@ -1,0 +1,221 @@
+//! A client that keeps writing and reading a whole LUN in the background while a test changes
+//! the volume underneath (a leg added or removed, a migration, a snapshot): every write puts a
+//! fresh pattern on random blocks and is remembered block by block, every read is checked
+//! against what was last written there, and every command's latency is kept so a test can
+//! report the pause a change caused. [`verify_lun`] then checks every block of the LUN.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::initiator::{pattern, BlockClient};
+
+/// The seed of a block never written (it reads as zeros).
+pub const NEVER_WRITTEN: u64 = 0;
+
+/// Largest write or read of the churn, in blocks.
+const MAX_BLOCKS: u64 = 64;
+
+/// What the churn saw.
+#[derive(Debug, Clone, Default)]
+pub struct ChurnReport {
+    pub writes: u64,
+    pub reads: u64,
+    /// Per block: the seed of the pattern last written there ([`NEVER_WRITTEN`]: zeros).
+    pub model: Vec<u64>,
+    /// Every command's latency, in completion order.
+    pub latencies: Vec<Duration>,
+}
+
+impl ChurnReport {
+    /// The `q` quantile (0..=1) of the command latencies.
+    pub fn latency_quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let at = ((sorted.len() - 1) as f64 * q).round() as usize;
+        sorted[at.min(sorted.len() - 1)]
+    }
+
+    pub fn latency_max(&self) -> Duration {
+        self.latencies.iter().copied().max().unwrap_or_default()
+    }
+}
+
+/// The background client. Stop it with [`Churn::finish`].
+pub struct Churn {
+    stop: Arc<AtomicBool>,
+    progress: Arc<Mutex<(u64, Option<String>)>>,
+    worker: Option<JoinHandle<Result<ChurnReport, String>>>,
+}
+
+/// xorshift64: cheap, deterministic, good enough for picking blocks.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+impl Churn {
+    /// Log in to LUN `lun` of `iqn` at `portal` and start churning; `model` is what the LUN
+    /// holds now (per block seed, as [`ChurnReport::model`]), empty when it was never written.
+    pub fn start(portal: SocketAddr, iqn: &str, lun: u16, seed: u64, model: Vec<u64>) -> Churn {
+        let stop = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Mutex::new((0u64, None)));
+        let iqn = iqn.to_string();
+        let worker = {
+            let (stop, progress) = (Arc::clone(&stop), Arc::clone(&progress));
+            thread::spawn(move || {
+                let outcome = churn(portal, &iqn, lun, seed, model, &stop, &progress);
+                if let Err(e) = &outcome {
+                    progress
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .1
+                        .get_or_insert(e.clone());
+                }
+                outcome
+            })
+        };
+        Churn {
+            stop,
+            progress,
+            worker: Some(worker),
+        }
+    }
+
+    /// Commands completed so far (an error, if the churn met one).
+    pub fn commands(&self) -> Result<u64, String> {
+        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        match &progress.1 {
+            Some(error) => Err(error.clone()),
+            None => Ok(progress.0),
+        }
+    }
+
+    /// Wait until `more` commands beyond the current count completed (or the churn failed).
+    pub fn wait_for(&self, more: u64, timeout: Duration) -> Result<(), String> {
+        let target = self.commands()? + more;
+        let deadline = Instant::now() + timeout;
+        while self.commands()? < target {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the churn did not complete {more} commands in {timeout:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Stop and return what the churn did, or the first error it met.
+    pub fn finish(mut self) -> Result<ChurnReport, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_)) => Err("the churn thread panicked".to_string()),
+            None => Err("the churn was already finished".to_string()),
+        }
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn churn(
+    portal: SocketAddr,
+    iqn: &str,
+    lun: u16,
+    seed: u64,
+    mut model: Vec<u64>,
+    stop: &AtomicBool,
+    progress: &Mutex<(u64, Option<String>)>,
+) -> Result<ChurnReport, String> {
+    let mut client =
+        BlockClient::connect(portal, iqn, lun).map_err(|e| format!("churn login: {e}"))?;
+    let blocks = client.num_blocks;
+    let block_len = client.block_len;
+    if model.is_empty() {
+        model = vec![NEVER_WRITTEN; blocks as usize];
+    }
+    let mut report = ChurnReport::default();
+    let mut state = seed | 1;
+    let mut write_seed = seed.wrapping_mul(1 << 20);
+    while !stop.load(Ordering::Relaxed) {
+        let count = 1 + next(&mut state) % MAX_BLOCKS.min(blocks);
+        let lba = next(&mut state) % (blocks - count + 1);
+        let started = Instant::now();
+        if next(&mut state).is_multiple_of(2) {
+            write_seed += 1;
+            let data = pattern(write_seed, lba, count as u32, block_len);
+            client
+                .write(lba, &data, false)
+                .map_err(|e| format!("churn write at {lba}+{count}: {e}"))?;
+            for block in lba..lba + count {
+                model[block as usize] = write_seed;
+            }
+            report.writes += 1;
+        } else {
+            let data = client
+                .read(lba, count as u32)
+                .map_err(|e| format!("churn read at {lba}+{count}: {e}"))?;
+            if let Some(bad) = first_mismatch(&data, &model, lba, block_len) {
+                return Err(format!(
+                    "churn read at {lba}+{count}: block {bad} does not hold what was last written there"
+                ));
+            }
+            report.reads += 1;
+        }
+        report.latencies.push(started.elapsed());
+        progress.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
+    }
+    let _ = client.logout();
+    report.model = model;
+    Ok(report)
+}
+
+/// The first block of `data` (read at `lba`) that differs from `model`, if any.
+fn first_mismatch(data: &[u8], model: &[u64], lba: u64, block_len: u32) -> Option<u64> {
+    data.chunks(block_len as usize)
+        .enumerate()
+        .find(|(i, block)| {
+            let at = lba + *i as u64;
+            let expected = match model.get(at as usize) {
+                Some(&NEVER_WRITTEN) | None => vec![0u8; block_len as usize],
+                Some(&seed) => pattern(seed, at, 1, block_len),
+            };
+            *block != expected.as_slice()
+        })
+        .map(|(i, _)| lba + i as u64)
+}
+
+/// Read the whole LUN and check every block against `model`.
+pub fn verify_lun(portal: SocketAddr, iqn: &str, lun: u16, model: &[u64]) -> Result<(), String> {
+    let mut client =
+        BlockClient::connect(portal, iqn, lun).map_err(|e| format!("verify login: {e}"))?;
+    let block_len = client.block_len;
+    let step = (1u64 << 20) / u64::from(block_len);
+    let mut lba = 0;
+    while lba < client.num_blocks {
+        let count = step.min(client.num_blocks - lba);
+        let data = client
+            .read(lba, count as u32)
+            .map_err(|e| format!("verify read at {lba}: {e}"))?;
+        if let Some(bad) = first_mismatch(&data, model, lba, block_len) {
+            return Err(format!(
+                "block {bad} does not hold what was last written there"
+            ));
+        }
+        lba += count;
+    }
+    let _ = client.logout();
+    Ok(())
+}
