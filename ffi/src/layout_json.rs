@@ -1,6 +1,8 @@
 //! Layout JSON → [`VolumeMap`]: the schema of the RPC's `layout` field
-//! (`{"linear":{"device":"name","offset_bytes":N,"size_bytes":N}}`, `{"concat":[LAYOUT,...]}`),
-//! parsed with the daemon's own types. Device names become indices in order of first
+//! (`{"linear":{"device":"name","offset_bytes":N,"size_bytes":N}}`, `{"concat":[LAYOUT,...]}`,
+//! `{"stripe":{"unit_bytes":N,"members":[LAYOUT,...]}}`), parsed with the daemon's own types.
+//! Mirror and thin nodes are refused: a mirrored byte has several places and a thin segment's
+//! place changes with every allocation, so neither resolves to one extent on the host. Device names become indices in order of first
 //! appearance (depth first, members in order), which is the device list a caller can read.
 
 use std::collections::HashMap;
@@ -80,17 +82,35 @@ fn convert(
                 size_bytes,
             })
         }
-        LayoutSpec::Concat(members) => {
-            let mut converted = Vec::with_capacity(members.len());
-            for (index, member) in members.iter().enumerate() {
-                at.push(index);
-                let result = convert(member, at, names);
-                at.pop();
-                converted.push(result?);
-            }
-            Ok(Layout::Concat(converted))
-        }
+        LayoutSpec::Concat(members) => Ok(Layout::Concat(convert_members(members, at, names)?)),
+        LayoutSpec::Stripe(stripe) => Ok(Layout::Stripe {
+            unit_bytes: stripe.unit_bytes,
+            members: convert_members(&stripe.members, at, names)?,
+        }),
+        LayoutSpec::Mirror(_) => Err(format!(
+            "{}: a mirror has several places for each byte; host-side resolution covers linear, concat and stripe layouts",
+            path(at)
+        )),
+        LayoutSpec::Thin(_) => Err(format!(
+            "{}: thin segments are placed by the daemon as they are written; host-side resolution covers linear, concat and stripe layouts",
+            path(at)
+        )),
     }
+}
+
+fn convert_members(
+    members: &[LayoutSpec],
+    at: &mut Vec<usize>,
+    names: &mut DeviceNames,
+) -> Result<Vec<Layout>, String> {
+    let mut converted = Vec::with_capacity(members.len());
+    for (index, member) in members.iter().enumerate() {
+        at.push(index);
+        let result = convert(member, at, names);
+        at.pop();
+        converted.push(result?);
+    }
+    Ok(converted)
 }
 
 #[cfg(test)]
@@ -178,6 +198,28 @@ mod tests {
         assert_eq!(
             err,
             "layout is not usable: layout node root: linear extent on device 0 has size 0"
+        );
+    }
+
+    #[test]
+    fn stripes_resolve_and_mirrors_and_thin_nodes_are_refused() {
+        let parsed = parse_layout(
+            r#"{"stripe":{"unit_bytes":4096,"members":[
+                {"linear":{"device":"a","size_bytes":8192}},
+                {"linear":{"device":"b","size_bytes":8192}}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(names(&parsed), ["a", "b"]);
+        assert_eq!(parsed.map.size_bytes, 16384);
+        let mirror =
+            parse_layout(r#"{"mirror":{"legs":[{"linear":{"device":"a","size_bytes":1}}]}}"#)
+                .unwrap_err();
+        assert!(mirror.contains("several places"), "{mirror}");
+        let thin =
+            parse_layout(r#"{"concat":[{"thin":{"pool":"p","size_bytes":4096}}]}"#).unwrap_err();
+        assert!(
+            thin.starts_with("layout is not usable: layout node root[0]: thin"),
+            "{thin}"
         );
     }
 

@@ -40,6 +40,9 @@ pub struct DeviceInfo {
     /// Volumes with at least one extent on this device.
     #[serde(default)]
     pub used_by: Vec<String>,
+    /// The pool the device belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// `device_list` result.

@@ -14,6 +14,7 @@ pub mod client;
 pub mod daemon;
 pub mod device;
 pub mod mirror;
+pub mod pool;
 pub mod portal;
 pub mod rpc;
 pub mod stats;
@@ -35,6 +36,12 @@ pub mod method {
     pub const VOLUME_CREATE: &str = "volume_create";
     pub const VOLUME_LIST: &str = "volume_list";
     pub const VOLUME_DELETE: &str = "volume_delete";
+    pub const VOLUME_SNAPSHOT_CREATE: &str = "volume_snapshot_create";
+    pub const VOLUME_CLONE_CREATE: &str = "volume_clone_create";
+    pub const VOLUME_RESIZE: &str = "volume_resize";
+    pub const POOL_CREATE: &str = "pool_create";
+    pub const POOL_LIST: &str = "pool_list";
+    pub const POOL_DELETE: &str = "pool_delete";
     pub const TARGET_CREATE: &str = "target_create";
     pub const TARGET_LIST: &str = "target_list";
     pub const TARGET_DELETE: &str = "target_delete";
@@ -62,6 +69,12 @@ pub mod method {
         VOLUME_CREATE,
         VOLUME_LIST,
         VOLUME_DELETE,
+        VOLUME_SNAPSHOT_CREATE,
+        VOLUME_CLONE_CREATE,
+        VOLUME_RESIZE,
+        POOL_CREATE,
+        POOL_LIST,
+        POOL_DELETE,
         TARGET_CREATE,
         TARGET_LIST,
         TARGET_DELETE,
@@ -78,7 +91,7 @@ pub mod method {
 }
 
 /// Result of methods that return nothing but success (`device_remove`, `volume_delete`,
-/// `target_delete`, `portal_remove`), and the parameters of methods that take none
+/// `pool_delete`, `target_delete`, `portal_remove`), and the parameters of methods that take none
 /// (`device_list`, ...).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -50,9 +50,12 @@ pub enum Command {
     /// Backing devices and files.
     #[command(subcommand)]
     Device(DeviceCommand),
-    /// Virtual volumes.
+    /// Virtual volumes: create, list, delete, snapshot, clone, resize.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Pools of devices that thin volumes, snapshots and clones allocate from.
+    #[command(subcommand)]
+    Pool(PoolCommand),
     /// iSCSI targets, their CHAP credentials and initiator access lists.
     #[command(subcommand)]
     Target(TargetCommand),
@@ -87,12 +90,37 @@ pub enum DeviceCommand {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum VolumeCommand {
-    /// Create a volume over one extent of a device (use `call volume_create` for concats).
+    /// Create a volume: one extent of a device (--device), a thin volume (--pool and --size), or
+    /// any layout tree (--layout JSON: concat, stripe, mirror, thin, nested).
     Create(VolumeCreateArgs),
     List,
     /// Delete a volume no target exports.
     Delete {
         name: String,
+    },
+    /// Take a read-only snapshot of a thin volume.
+    Snapshot {
+        /// The thin volume.
+        volume: String,
+        /// Name of the snapshot.
+        name: String,
+    },
+    /// Create a writable thin volume from a snapshot.
+    Clone {
+        /// The snapshot.
+        snapshot: String,
+        /// Name of the clone.
+        name: String,
+    },
+    /// Grow a volume to SIZE (bytes, or 1M, 1G...). A thin volume grows its table; another
+    /// volume grows by --extend, or its last extent grows in place.
+    Resize {
+        name: String,
+        #[arg(value_parser = parse_size)]
+        size: u64,
+        /// Layout added at the end (JSON), e.g. '{"linear":{"device":"disk2"}}'.
+        #[arg(long, value_name = "JSON")]
+        extend: Option<String>,
     },
 }
 
@@ -100,17 +128,43 @@ pub enum VolumeCommand {
 pub struct VolumeCreateArgs {
     pub name: String,
     /// Device holding the extent.
-    #[arg(long)]
-    pub device: String,
+    #[arg(long, required_unless_present_any = ["pool", "layout"], conflicts_with_all = ["pool", "layout"])]
+    pub device: Option<String>,
     /// Start of the extent on the device (bytes, or 1M, 1G...).
-    #[arg(long, value_parser = parse_size, default_value = "0")]
+    #[arg(long, value_parser = parse_size, default_value = "0", conflicts_with_all = ["pool", "layout"])]
     pub offset: u64,
-    /// Size of the volume [default: the rest of the device]
-    #[arg(long, value_parser = parse_size)]
+    /// Size of the volume [default with --device: the rest of the device]
+    #[arg(long, value_parser = parse_size, conflicts_with = "layout")]
     pub size: Option<u64>,
+    /// A thin volume of --size bytes allocating from this pool.
+    #[arg(long, requires = "size", conflicts_with = "layout")]
+    pub pool: Option<String>,
+    /// The layout tree as JSON, e.g.
+    /// '{"mirror":{"legs":[{"linear":{"device":"d1"}},{"linear":{"device":"d2"}}]}}'.
+    #[arg(long, value_name = "JSON")]
+    pub layout: Option<String>,
     /// 512 or 4096.
     #[arg(long, default_value_t = 512)]
     pub block_size: u32,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum PoolCommand {
+    /// Create a pool owning whole devices.
+    Create {
+        name: String,
+        /// Devices of the pool (none may hold a volume extent).
+        #[arg(required = true)]
+        devices: Vec<String>,
+        /// Segment size: a power of two from 4K to 64M [default: 1M]
+        #[arg(long, value_parser = parse_size)]
+        segment: Option<u64>,
+    },
+    List,
+    /// Delete a pool no volume allocates from.
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]

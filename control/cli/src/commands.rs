@@ -6,14 +6,14 @@ use lunar_api::device::{DeviceInfo, DeviceKind, DeviceListResult};
 use lunar_api::method;
 use lunar_api::stats::StatsGetResult;
 use lunar_api::target::{LunSpec, TargetInfo, TargetListResult};
-use lunar_api::volume::{LayoutSpec, VolumeInfo, VolumeListResult};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::access;
-use crate::args::{Command, DeviceCommand, TargetCommand, VolumeCommand};
+use crate::args::{Command, DeviceCommand, TargetCommand};
 use crate::size::format_size;
 use crate::table::render;
+use crate::volumes;
 
 /// A method call to make.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,20 +70,8 @@ pub fn call_for(command: &Command) -> Result<Call, String> {
         Command::Device(DeviceCommand::Remove { name }) => {
             call(method::DEVICE_REMOVE, json!({"name": name}))
         }
-        Command::Volume(VolumeCommand::Create(args)) => {
-            let mut linear = json!({"device": args.device, "offset_bytes": args.offset});
-            if let Some(size) = args.size {
-                linear["size_bytes"] = json!(size);
-            }
-            call(
-                method::VOLUME_CREATE,
-                json!({"name": args.name, "layout": {"linear": linear}, "block_size": args.block_size}),
-            )
-        }
-        Command::Volume(VolumeCommand::List) => call(method::VOLUME_LIST, json!({})),
-        Command::Volume(VolumeCommand::Delete { name }) => {
-            call(method::VOLUME_DELETE, json!({"name": name}))
-        }
+        Command::Volume(command) => volumes::volume_call(command)?,
+        Command::Pool(command) => volumes::pool_call(command),
         Command::Target(TargetCommand::Create { iqn, luns }) => {
             let luns: Vec<Value> = luns
                 .iter()
@@ -164,39 +152,8 @@ pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, 
             )
         }
         Command::Device(DeviceCommand::Remove { name }) => format!("device {name} removed"),
-        Command::Volume(VolumeCommand::Create(_)) => {
-            let volume: VolumeInfo = typed(result)?;
-            format!(
-                "volume {} created: {}, block size {}, uid {}, {}",
-                volume.name,
-                format_size(volume.size_bytes),
-                volume.block_size,
-                volume.uid,
-                layout_text(&volume.layout)
-            )
-        }
-        Command::Volume(VolumeCommand::List) => {
-            let list: VolumeListResult = typed(result)?;
-            let rows = list
-                .volumes
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.name.clone(),
-                        format_size(v.size_bytes),
-                        v.block_size.to_string(),
-                        v.uid.clone(),
-                        layout_text(&v.layout),
-                        dash_if_empty(v.exported_by.join(",")),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            render(
-                &["NAME", "SIZE", "BLOCK", "UID", "LAYOUT", "EXPORTED BY"],
-                &rows,
-            )
-        }
-        Command::Volume(VolumeCommand::Delete { name }) => format!("volume {name} deleted"),
+        Command::Volume(command) => volumes::show_volume(command, result)?,
+        Command::Pool(command) => volumes::show_pool(command, result)?,
         Command::Target(TargetCommand::Create { .. }) => {
             let target: TargetInfo = typed(result)?;
             let luns = target
@@ -283,7 +240,7 @@ fn mode(lun: &LunSpec) -> &'static str {
     }
 }
 
-fn dash_if_empty(text: String) -> String {
+pub(crate) fn dash_if_empty(text: String) -> String {
     if text.is_empty() {
         "-".to_string()
     } else {
@@ -291,37 +248,10 @@ fn dash_if_empty(text: String) -> String {
     }
 }
 
-/// `disk1[0+1 GiB]`, `concat(disk1[0+4 KiB], disk2[1 MiB+2 GiB])`.
-pub fn layout_text(layout: &LayoutSpec) -> String {
-    match layout {
-        LayoutSpec::Linear(linear) => format!(
-            "{}[{}+{}]",
-            linear.device,
-            if linear.offset_bytes == 0 {
-                "0".to_string()
-            } else {
-                format_size(linear.offset_bytes)
-            },
-            linear
-                .size_bytes
-                .map(format_size)
-                .unwrap_or_else(|| "rest".to_string())
-        ),
-        LayoutSpec::Concat(members) => format!(
-            "concat({})",
-            members
-                .iter()
-                .map(layout_text)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::{Cli, LunArg, VolumeCreateArgs};
+    use crate::args::{Cli, LunArg, VolumeCommand, VolumeCreateArgs};
     use clap::Parser;
 
     fn command(args: &[&str]) -> Command {
@@ -343,9 +273,11 @@ mod tests {
         );
         let c = call_for(&Command::Volume(VolumeCommand::Create(VolumeCreateArgs {
             name: "w".into(),
-            device: "d".into(),
+            device: Some("d".into()),
             offset: 4096,
             size: None,
+            pool: None,
+            layout: None,
             block_size: 4096,
         })))
         .expect("call");

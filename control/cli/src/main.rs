@@ -7,6 +7,7 @@ mod args;
 mod commands;
 mod size;
 mod table;
+mod volumes;
 
 use std::io::Write;
 use std::process::ExitCode;

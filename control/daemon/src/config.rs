@@ -1,8 +1,12 @@
-//! The desired configuration lunard persists: devices, volumes and targets, by name.
+//! The desired configuration lunard persists: devices, pools, volumes and targets, by name.
 //!
 //! This is the state file's schema (its own version, independent of the RPC schema). Layouts
 //! here always carry resolved sizes; device references are by name, and every device keeps the
-//! stable [`DeviceId`] it got when added, which indexes it in published snapshots.
+//! stable [`DeviceId`] it got when added, which indexes it in published snapshots. Mirror and
+//! thin nodes keep the [`NodeId`] they got when created (unique within their volume), which
+//! names them in the data plane's faults; thin nodes keep their segment table (sparse in the
+//! file, see [`ThinTable`]). Pools are not stored beyond their definition: which slots are free
+//! is derived from the tables.
 //!
 //! The file holds CHAP secrets in clear (CHAP needs them so): the store writes it with mode
 //! 0600 in a 0700 directory, and `Debug` output of the secret types never shows them.
@@ -14,8 +18,10 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use lunar_volume::layout::DeviceId;
+use lunar_volume::layout::{DeviceId, NodeId};
 use serde::{Deserialize, Serialize};
+
+pub use crate::thin::ThinTable;
 
 /// Version of the state file schema.
 pub const CONFIG_VERSION: u32 = 1;
@@ -24,6 +30,9 @@ pub const CONFIG_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub devices: Vec<DeviceConfig>,
+    /// Pools thin volumes allocate from (absent in files written before pools existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolConfig>,
     pub volumes: Vec<VolumeConfig>,
     pub targets: Vec<TargetConfig>,
     /// CHAP required in discovery sessions.
@@ -44,6 +53,16 @@ pub struct DeviceConfig {
     pub id: DeviceId,
 }
 
+/// A pool: whole devices cut into slots of `segment_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    pub name: String,
+    /// Device names, in slot order.
+    pub devices: Vec<String>,
+    pub segment_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeConfig {
@@ -55,6 +74,19 @@ pub struct VolumeConfig {
     /// reservation, PRGENERATION, APTPL): `lunar_scsi::pr::codec` bytes as lowercase hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservations: Option<String>,
+    /// A read-only snapshot of the volume of that name (as it was called then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_of: Option<String>,
+    /// A clone of the snapshot of that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<String>,
+}
+
+impl VolumeConfig {
+    /// A snapshot: read-only, exported read-only.
+    pub fn is_snapshot(&self) -> bool {
+        self.snapshot_of.is_some()
+    }
 }
 
 /// A layout tree with resolved sizes and devices by name.
@@ -67,6 +99,51 @@ pub enum LayoutConfig {
         size_bytes: u64,
     },
     Concat(Vec<LayoutConfig>),
+    Stripe {
+        unit_bytes: u64,
+        members: Vec<LayoutConfig>,
+    },
+    Mirror {
+        id: NodeId,
+        #[serde(default)]
+        read_policy: ReadPolicyConfig,
+        legs: Vec<LegConfig>,
+    },
+    Thin {
+        id: NodeId,
+        pool: String,
+        size_bytes: u64,
+        table: ThinTable,
+    },
+}
+
+/// A mirror leg and its health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegConfig {
+    pub layout: LayoutConfig,
+    #[serde(default)]
+    pub health: LegHealthConfig,
+}
+
+/// `"healthy"`, `"faulty"` or `{"resyncing": {"up_to_bytes": N}}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LegHealthConfig {
+    #[default]
+    Healthy,
+    Faulty,
+    Resyncing {
+        up_to_bytes: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadPolicyConfig {
+    #[default]
+    RoundRobin,
+    LeastOutstanding,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +213,39 @@ impl Config {
         self.targets.iter().find(|t| t.iqn == iqn)
     }
 
+    pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// The volume with uid `uid`.
+    pub fn volume_by_uid(&self, uid: u64) -> Option<&VolumeConfig> {
+        self.volumes.iter().find(|v| v.uid.0 == uid)
+    }
+
+    /// The pool owning device `name`.
+    pub fn pool_of_device(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools
+            .iter()
+            .find(|p| p.devices.iter().any(|d| d == name))
+    }
+
+    /// Names of the volumes with a thin node allocating from pool `name`.
+    pub fn volumes_using_pool(&self, name: &str) -> Vec<String> {
+        self.volumes
+            .iter()
+            .filter(|v| v.layout.uses_pool(name))
+            .map(|v| v.name.clone())
+            .collect()
+    }
+
+    /// The name of the device with id `id`.
+    pub fn device_name(&self, id: DeviceId) -> Option<&str> {
+        self.devices
+            .iter()
+            .find(|d| d.id == id)
+            .map(|d| d.name.as_str())
+    }
+
     /// Names of the volumes with an extent on device `name`.
     pub fn volumes_using_device(&self, name: &str) -> Vec<String> {
         self.volumes
@@ -165,34 +275,129 @@ impl Config {
 }
 
 impl LayoutConfig {
+    /// Whether a linear extent of the tree is on device `name`.
     pub fn uses_device(&self, name: &str) -> bool {
+        let mut found = false;
+        self.for_each_extent(&mut |device, _, _| found |= device == name);
+        found
+    }
+
+    /// Whether a thin node of the tree allocates from pool `name`.
+    pub fn uses_pool(&self, name: &str) -> bool {
+        let mut found = false;
+        self.for_each_thin(&mut |_, pool, _, _| found |= pool == name);
+        found
+    }
+
+    /// The direct members of this node, in order (mirror legs included).
+    pub fn members(&self) -> Vec<&LayoutConfig> {
         match self {
-            LayoutConfig::Linear { device, .. } => device == name,
-            LayoutConfig::Concat(members) => members.iter().any(|m| m.uses_device(name)),
+            LayoutConfig::Linear { .. } | LayoutConfig::Thin { .. } => Vec::new(),
+            LayoutConfig::Concat(members) | LayoutConfig::Stripe { members, .. } => {
+                members.iter().collect()
+            }
+            LayoutConfig::Mirror { legs, .. } => legs.iter().map(|leg| &leg.layout).collect(),
         }
     }
 
-    /// Visit every linear extent in volume order.
-    pub fn for_each_extent<'a>(&'a self, visit: &mut dyn FnMut(&'a str, u64, u64)) {
+    /// The node's id, for the kinds that have one (mirror, thin).
+    pub fn id(&self) -> Option<NodeId> {
         match self {
-            LayoutConfig::Linear {
-                device,
-                offset_bytes,
-                size_bytes,
-            } => visit(device, *offset_bytes, *size_bytes),
-            LayoutConfig::Concat(members) => {
-                for member in members {
-                    member.for_each_extent(visit);
-                }
+            LayoutConfig::Mirror { id, .. } | LayoutConfig::Thin { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Visit every linear extent (device, offset, size) in tree order.
+    pub fn for_each_extent<'a>(&'a self, visit: &mut dyn FnMut(&'a str, u64, u64)) {
+        if let LayoutConfig::Linear {
+            device,
+            offset_bytes,
+            size_bytes,
+        } = self
+        {
+            visit(device, *offset_bytes, *size_bytes);
+        }
+        for member in self.members() {
+            member.for_each_extent(visit);
+        }
+    }
+
+    /// Visit every thin node (id, pool, size, table) in tree order.
+    pub fn for_each_thin<'a>(&'a self, visit: &mut dyn FnMut(NodeId, &'a str, u64, &'a ThinTable)) {
+        if let LayoutConfig::Thin {
+            id,
+            pool,
+            size_bytes,
+            table,
+        } = self
+        {
+            visit(*id, pool, *size_bytes, table);
+        }
+        for member in self.members() {
+            member.for_each_thin(visit);
+        }
+    }
+
+    /// Every node id of the tree.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.id().into_iter().collect();
+        for member in self.members() {
+            ids.extend(member.node_ids());
+        }
+        ids
+    }
+
+    /// The thin node with id `id`: its pool and table.
+    pub fn thin_node(&self, node: NodeId) -> Option<(&str, &ThinTable)> {
+        let mut found = None;
+        self.for_each_thin(&mut |id, pool, _, table| {
+            if id == node && found.is_none() {
+                found = Some((pool, table));
+            }
+        });
+        found
+    }
+
+    /// Mutable access to the table of thin node `id`.
+    pub fn thin_table_mut(&mut self, node: NodeId) -> Option<&mut ThinTable> {
+        match self {
+            LayoutConfig::Thin { id, table, .. } => (*id == node).then_some(table),
+            LayoutConfig::Linear { .. } => None,
+            LayoutConfig::Concat(members) | LayoutConfig::Stripe { members, .. } => members
+                .iter_mut()
+                .find_map(|member| member.thin_table_mut(node)),
+            LayoutConfig::Mirror { legs, .. } => legs
+                .iter_mut()
+                .find_map(|leg| leg.layout.thin_table_mut(node)),
+        }
+    }
+
+    /// Size of the node in bytes (saturating; validation refuses overflowing layouts). A
+    /// stripe uses the same whole number of units of every member; a mirror is as large as
+    /// its first leg (validation makes them equal).
+    pub fn size_bytes(&self) -> u64 {
+        match self {
+            LayoutConfig::Linear { size_bytes, .. } | LayoutConfig::Thin { size_bytes, .. } => {
+                *size_bytes
+            }
+            LayoutConfig::Concat(members) => members
+                .iter()
+                .fold(0u64, |total, m| total.saturating_add(m.size_bytes())),
+            LayoutConfig::Stripe {
+                unit_bytes,
+                members,
+            } => {
+                let smallest = members.iter().map(|m| m.size_bytes()).min().unwrap_or(0);
+                let units = smallest.checked_div(*unit_bytes).unwrap_or(0);
+                units
+                    .saturating_mul(*unit_bytes)
+                    .saturating_mul(members.len() as u64)
+            }
+            LayoutConfig::Mirror { legs, .. } => {
+                legs.first().map_or(0, |leg| leg.layout.size_bytes())
             }
         }
-    }
-
-    /// Sum of the extent sizes (saturating; validation refuses overflowing layouts).
-    pub fn size_bytes(&self) -> u64 {
-        let mut total: u64 = 0;
-        self.for_each_extent(&mut |_, _, size| total = total.saturating_add(size));
-        total
     }
 }
 
@@ -303,5 +508,69 @@ mod tests {
         assert_eq!(layout.size_bytes(), 5120);
         assert!(layout.uses_device("b"));
         assert!(!layout.uses_device("c"));
+    }
+
+    #[test]
+    fn state_files_from_before_pools_still_load() {
+        let text = r#"{"devices":[{"name":"d","path":"/dev/loop0","id":0}],
+            "volumes":[{"name":"v","uid":"00000000000000ff","block_size":512,
+                "layout":{"concat":[{"linear":{"device":"d","offset_bytes":0,"size_bytes":4096}}]}}],
+            "targets":[]}"#;
+        let config: Config = serde_json::from_str(text).expect("old file");
+        assert!(config.pools.is_empty());
+        assert!(!config.volumes[0].is_snapshot());
+        assert_eq!(config.volumes[0].layout.size_bytes(), 4096);
+        let again = serde_json::to_string(&config).expect("encode");
+        assert!(
+            !again.contains("pools") && !again.contains("snapshot_of"),
+            "{again}"
+        );
+    }
+
+    #[test]
+    fn nested_layouts_round_trip_and_size_up() {
+        let thin = LayoutConfig::Thin {
+            id: 2,
+            pool: "p".into(),
+            size_bytes: 3 << 20,
+            table: ThinTable::all_zero(1 << 20, 3),
+        };
+        let stripe = LayoutConfig::Stripe {
+            unit_bytes: 1 << 20,
+            members: vec![
+                LayoutConfig::Linear {
+                    device: "a".into(),
+                    offset_bytes: 0,
+                    size_bytes: (3 << 19) + 4096,
+                },
+                LayoutConfig::Linear {
+                    device: "b".into(),
+                    offset_bytes: 0,
+                    size_bytes: 2 << 20,
+                },
+            ],
+        };
+        assert_eq!(stripe.size_bytes(), 2 << 20, "one whole unit per member");
+        let mirror = LayoutConfig::Mirror {
+            id: 1,
+            read_policy: ReadPolicyConfig::LeastOutstanding,
+            legs: vec![
+                LegConfig {
+                    layout: thin,
+                    health: LegHealthConfig::Healthy,
+                },
+                LegConfig {
+                    layout: LayoutConfig::Concat(vec![stripe]),
+                    health: LegHealthConfig::Resyncing { up_to_bytes: 4096 },
+                },
+            ],
+        };
+        assert_eq!(mirror.size_bytes(), 3 << 20);
+        assert_eq!(mirror.node_ids(), vec![1, 2]);
+        assert!(mirror.uses_pool("p") && mirror.uses_device("b") && !mirror.uses_device("p"));
+        assert!(mirror.thin_node(2).is_some() && mirror.thin_node(1).is_none());
+        let text = serde_json::to_string(&mirror).expect("encode");
+        let back: LayoutConfig = serde_json::from_str(&text).expect("decode");
+        assert_eq!(back, mirror);
     }
 }

@@ -24,6 +24,12 @@ pub fn dispatch(
         method::VOLUME_CREATE => run(method_name, params, |p| c.volume_create(p)),
         method::VOLUME_LIST => run(method_name, params, |p| c.volume_list(p)),
         method::VOLUME_DELETE => run(method_name, params, |p| c.volume_delete(p)),
+        method::VOLUME_SNAPSHOT_CREATE => run(method_name, params, |p| c.volume_snapshot_create(p)),
+        method::VOLUME_CLONE_CREATE => run(method_name, params, |p| c.volume_clone_create(p)),
+        method::VOLUME_RESIZE => run(method_name, params, |p| c.volume_resize(p)),
+        method::POOL_CREATE => run(method_name, params, |p| c.pool_create(p)),
+        method::POOL_LIST => run(method_name, params, |p| c.pool_list(p)),
+        method::POOL_DELETE => run(method_name, params, |p| c.pool_delete(p)),
         method::TARGET_CREATE => run(method_name, params, |p| c.target_create(p)),
         method::TARGET_LIST => run(method_name, params, |p| c.target_list(p)),
         method::TARGET_DELETE => run(method_name, params, |p| c.target_delete(p)),
@@ -152,6 +158,57 @@ mod tests {
         )
         .expect("target_delete");
         assert_eq!(removed, json!({}));
+    }
+
+    #[test]
+    fn pool_snapshot_clone_and_resize_methods_round_trip_through_json() {
+        let (mut c, _, _) = controller();
+        call(
+            &mut c,
+            "device_add",
+            json!({"name": "disk2", "path": "/dev/disk2"}),
+        )
+        .expect("device_add");
+        let pool = call(
+            &mut c,
+            "pool_create",
+            json!({"name": "p", "devices": ["disk2"], "segment_bytes": 65536}),
+        )
+        .expect("pool_create");
+        assert_eq!(pool["free_bytes"], json!(1u64 << 30));
+        let thin = call(
+            &mut c,
+            "volume_create",
+            json!({"name": "t", "layout": {"thin": {"pool": "p", "size_bytes": 1048576}}}),
+        )
+        .expect("thin volume");
+        assert_eq!(thin["layout"]["thin"]["allocated_bytes"], json!(0));
+        let snapshot = call(
+            &mut c,
+            "volume_snapshot_create",
+            json!({"volume": "t", "name": "s"}),
+        )
+        .expect("snapshot");
+        assert_eq!(snapshot["snapshot"], json!(true));
+        assert_eq!(snapshot["snapshot_of"], json!("t"));
+        let clone = call(
+            &mut c,
+            "volume_clone_create",
+            json!({"snapshot": "s", "name": "k"}),
+        )
+        .expect("clone");
+        assert_eq!(clone["clone_of"], json!("s"));
+        let grown = call(
+            &mut c,
+            "volume_resize",
+            json!({"name": "k", "size_bytes": 2097152}),
+        )
+        .expect("resize");
+        assert_eq!(grown["size_bytes"], json!(2097152));
+        let pools = call(&mut c, "pool_list", json!({})).expect("pool_list");
+        assert_eq!(pools["pools"][0]["used_by"], json!(["k", "s", "t"]));
+        let busy = call(&mut c, "pool_delete", json!({"name": "p"})).expect_err("in use");
+        assert_eq!(busy.code, code::IN_USE);
     }
 
     #[test]
@@ -292,8 +349,13 @@ mod tests {
             ),
             (
                 "volume_create",
+                json!({"name": "v", "layout": {"raid5": {}}}),
+                "unknown variant `raid5`",
+            ),
+            (
+                "volume_create",
                 json!({"name": "v", "layout": {"stripe": {}}}),
-                "unknown variant `stripe`",
+                "missing field `unit_bytes`",
             ),
             (
                 "volume_create",

@@ -28,6 +28,9 @@ pub enum ControlError {
     Publish(#[source] PublishError),
     #[error("the data plane did not take the portal change: {0}")]
     Portal(#[source] PortalError),
+    /// Commands planned on older table generations did not complete in time.
+    #[error("{0}")]
+    Drain(String),
     /// A broken invariant of the daemon itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -71,7 +74,9 @@ impl ControlError {
             ControlError::Conflict(_) => code::CONFLICT,
             ControlError::Device(_) => code::DEVICE_ERROR,
             ControlError::Persist(_) => code::PERSIST_FAILED,
-            ControlError::Publish(_) | ControlError::Portal(_) => code::PUBLISH_FAILED,
+            ControlError::Publish(_) | ControlError::Portal(_) | ControlError::Drain(_) => {
+                code::PUBLISH_FAILED
+            }
             ControlError::Internal(_) => code::INTERNAL_ERROR,
         }
     }

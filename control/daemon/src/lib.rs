@@ -25,3 +25,4 @@ pub mod signals;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod thin;

@@ -342,6 +342,7 @@ mod tests {
                 path: PathBuf::from("/dev/loop0"),
                 id: n,
             }],
+            pools: Vec::new(),
             volumes: vec![VolumeConfig {
                 name: "vol".into(),
                 uid: Uid(0x1234_5678_9abc_def0),
@@ -352,6 +353,8 @@ mod tests {
                     size_bytes: 1 << 20,
                 },
                 reservations: None,
+                snapshot_of: None,
+                clone_of: None,
             }],
             targets: vec![TargetConfig {
                 iqn: "iqn.2026-11.dev.lunar:t".into(),

@@ -35,10 +35,27 @@ pub fn fake_device(path: &str, size_bytes: u64, logical_block_bytes: u32) -> Bac
     }
 }
 
-/// Opens only the paths it was given, with their `(size_bytes, logical_block_bytes)`.
+/// A `BackendFile` over a sparse temporary file of `size_bytes` that reads and writes for real.
+pub fn file_device(size_bytes: u64) -> BackendFile {
+    let file = tempfile::tempfile().expect("temporary file");
+    file.set_len(size_bytes).expect("set_len");
+    BackendFile {
+        fd: OwnedFd::from(file),
+        path: PathBuf::from("/tmp/lunar-test-device"),
+        kind: BackendKind::File,
+        size_bytes,
+        logical_block_bytes: 512,
+        direct: false,
+    }
+}
+
+/// Opens only the paths it was given, with their `(size_bytes, logical_block_bytes)`. Each path
+/// is a sparse temporary file, made at its first opening and shared by later ones (and by the
+/// opener's clones), so bytes written through one opening are read through the next.
 #[derive(Debug, Clone, Default)]
 pub struct FakeOpener {
     pub devices: HashMap<PathBuf, (u64, u32)>,
+    files: Arc<Mutex<HashMap<PathBuf, std::fs::File>>>,
 }
 
 impl FakeOpener {
@@ -48,19 +65,41 @@ impl FakeOpener {
                 .iter()
                 .map(|&(path, size, block)| (PathBuf::from(path), (size, block)))
                 .collect(),
+            files: Arc::default(),
         }
     }
 }
 
 impl DeviceOpener for FakeOpener {
     fn open(&self, path: &Path) -> Result<BackendFile, BackendError> {
-        match self.devices.get(path) {
-            Some(&(size, block)) => Ok(fake_device(&path.display().to_string(), size, block)),
-            None => Err(BackendError::Open {
+        let Some(&(size_bytes, logical_block_bytes)) = self.devices.get(path) else {
+            return Err(BackendError::Open {
                 path: path.to_path_buf(),
                 source: io::Error::from(io::ErrorKind::NotFound),
-            }),
-        }
+            });
+        };
+        let open_error = |source: io::Error| BackendError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let file = match files.get(path) {
+            Some(file) => file.try_clone().map_err(open_error)?,
+            None => {
+                let file = tempfile::tempfile().map_err(open_error)?;
+                file.set_len(size_bytes).map_err(open_error)?;
+                files.insert(path.to_path_buf(), file.try_clone().map_err(open_error)?);
+                file
+            }
+        };
+        Ok(BackendFile {
+            fd: OwnedFd::from(file),
+            path: path.to_path_buf(),
+            kind: BackendKind::File,
+            size_bytes,
+            logical_block_bytes,
+            direct: true,
+        })
     }
 }
 
@@ -101,7 +140,14 @@ pub const FAKE_FIRST_FREE_PORT: u16 = 40000;
 #[derive(Debug)]
 pub struct PlaneState {
     pub published: Vec<Published>,
+    /// Generations found drained, in order.
     pub drained: Vec<u64>,
+    /// Commands pinned on this generation are still in flight: no newer generation has
+    /// drained (`None`: everything drains at once).
+    pub in_flight_on: Option<u64>,
+    /// After this many more drain queries that found `in_flight_on` pinned, those commands
+    /// complete.
+    pub completes_after_queries: Option<u32>,
     pub fail_publish: bool,
     pub stats: Vec<VolumeStats>,
     pub shut_down: bool,
@@ -126,6 +172,8 @@ impl Default for PlaneState {
         PlaneState {
             published: Vec::new(),
             drained: Vec::new(),
+            in_flight_on: None,
+            completes_after_queries: None,
             fail_publish: false,
             stats: Vec::new(),
             shut_down: false,
@@ -210,11 +258,31 @@ impl Publisher for FakePlane {
     }
 
     fn wait_drained(&mut self, generation: u64) -> Result<(), PublishError> {
-        self.state().drained.push(generation);
-        Ok(())
+        if self.is_drained(generation) {
+            Ok(())
+        } else {
+            Err(PublishError::NotAcknowledged(0, generation))
+        }
     }
 
-    fn is_drained(&mut self, _generation: u64) -> bool {
+    fn is_drained(&mut self, generation: u64) -> bool {
+        let mut state = self.state();
+        if let Some(pinned) = state.in_flight_on {
+            if generation > pinned {
+                match &mut state.completes_after_queries {
+                    Some(0) => {
+                        state.in_flight_on = None;
+                        state.completes_after_queries = None;
+                    }
+                    Some(left) => {
+                        *left -= 1;
+                        return false;
+                    }
+                    None => return false,
+                }
+            }
+        }
+        state.drained.push(generation);
         true
     }
 
@@ -331,6 +399,8 @@ pub fn standard_opener() -> FakeOpener {
         ("/dev/disk1", 1 << 30, 512),
         ("/dev/disk2", 1 << 30, 512),
         ("/dev/disk4k", 1 << 30, 4096),
+        ("/dev/pool4m", 4 << 20, 512),
+        ("/dev/pool256k", 256 << 10, 512),
     ])
 }
 

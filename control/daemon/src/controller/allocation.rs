@@ -1,13 +1,113 @@
-//! GET LBA STATUS on the control thread: which blocks of a volume range are deallocated on
-//! their backing files, found with `lseek(SEEK_DATA / SEEK_HOLE)` (a syscall the reactors do
-//! not make on their data path) and turned into runs of whole volume blocks. Backends that
-//! cannot tell (block devices, filesystems without hole support) report everything mapped,
-//! which SBC allows.
+//! GET LBA STATUS on the control thread. For a volume of plain extents: which blocks of a
+//! volume range are deallocated on their backing files, found with `lseek(SEEK_DATA /
+//! SEEK_HOLE)` (a syscall the reactors do not make on their data path) and turned into runs of
+//! whole volume blocks; backends that cannot tell (block devices, filesystems without hole
+//! support) report everything mapped, which SBC allows. For a volume with segment tables: from
+//! the segment states, a Zero segment being deallocated (a block is deallocated when every
+//! mirror leg has it in a Zero segment).
 
 use lunar_reactor::DeviceRange;
 use lunar_scsi::{lba_status_reply, BlockIo, LbaExtent, ProvisioningStatus, ScsiReply};
+use lunar_volume::SegmentEntry;
 use nix::errno::Errno;
 use nix::unistd::{lseek, Whence};
+
+use super::faults::{coverage, internal_failure, volume_gone};
+use super::Controller;
+
+impl Controller {
+    /// The GET LBA STATUS answer for `io` on volume `volume_uid`, from its segment states.
+    pub(super) fn segment_allocation_status(
+        &self,
+        volume_uid: u64,
+        io: &BlockIo,
+        block_size: u64,
+    ) -> ScsiReply {
+        let Some(volume) = self.volume_index(volume_uid) else {
+            return volume_gone();
+        };
+        let Ok(map) = self.volume_map(volume) else {
+            return internal_failure();
+        };
+        if block_size == 0 {
+            return lba_status_reply(io, &[]);
+        }
+        let start = io.lba.saturating_mul(block_size).min(map.size_bytes);
+        let len = u64::from(io.blocks)
+            .saturating_mul(block_size)
+            .min(map.size_bytes - start);
+        let mut zero: Vec<(u64, u64)> = Vec::new();
+        let mut held: Vec<(u64, u64)> = Vec::new();
+        let walked = coverage(&map, start, len, &mut |piece| {
+            let from = start + piece.request_offset_bytes;
+            let run = (from, from + piece.len_bytes);
+            if piece.entry == SegmentEntry::Zero {
+                zero.push(run);
+            } else {
+                held.push(run);
+            }
+        });
+        if walked.is_err() {
+            return internal_failure();
+        }
+        let extents: Vec<LbaExtent> = subtract(merge(zero), &merge(held))
+            .into_iter()
+            .filter_map(|(from, to)| {
+                let first = from.div_ceil(block_size);
+                let end = to / block_size;
+                (end > first).then_some(LbaExtent {
+                    lba: first,
+                    blocks: end - first,
+                    status: ProvisioningStatus::Deallocated,
+                })
+            })
+            .take(MAX_DEALLOCATED_RUNS)
+            .collect();
+        lba_status_reply(io, &extents)
+    }
+}
+
+/// Sorted, merged `[from, to)` runs.
+fn merge(mut runs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    runs.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(runs.len());
+    for (from, to) in runs {
+        match merged.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    merged
+}
+
+/// The parts of sorted, merged `runs` outside sorted, merged `minus`.
+fn subtract(runs: Vec<(u64, u64)>, minus: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut cut = minus.iter().peekable();
+    for (mut from, to) in runs {
+        while let Some(&&(cut_from, cut_to)) = cut.peek() {
+            if cut_to <= from {
+                cut.next();
+                continue;
+            }
+            if cut_from >= to {
+                break;
+            }
+            if cut_from > from {
+                out.push((from, cut_from));
+            }
+            from = from.max(cut_to);
+            if cut_to >= to {
+                break;
+            }
+            cut.next();
+        }
+        if from < to {
+            out.push((from, to));
+        }
+    }
+    out
+}
 
 /// Most deallocated runs reported for one request; the initiator asks again from where the
 /// answer ends, and the reply holds fewer descriptors than this anyway.
@@ -247,6 +347,20 @@ mod tests {
                 (blocks(5 * mib), blocks(11 * mib) as u32, 1),
             ]
         );
+    }
+
+    #[test]
+    fn runs_merge_and_subtract() {
+        assert_eq!(
+            merge(vec![(5, 7), (0, 2), (1, 3), (7, 8)]),
+            vec![(0, 3), (5, 8)]
+        );
+        assert_eq!(
+            subtract(vec![(0, 10), (20, 30)], &[(2, 4), (8, 22), (29, 40)]),
+            vec![(0, 2), (4, 8), (22, 29)]
+        );
+        assert_eq!(subtract(vec![(0, 10)], &[]), vec![(0, 10)]);
+        assert_eq!(subtract(vec![(0, 10)], &[(0, 10)]), vec![]);
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn info(config: &Config, name: &str, path: &Path, file: &BackendFile) -> DeviceI
         block_size: file.logical_block_bytes,
         direct: file.direct,
         used_by,
+        pool: config.pool_of_device(name).map(|p| p.name.clone()),
     }
 }
 
@@ -130,6 +131,15 @@ impl Controller {
             users.sort();
             return Err(ControlError::in_use(
                 "device", &name, "used by", "volume", &users,
+            ));
+        }
+        if let Some(pool) = self.config.pool_of_device(&name) {
+            return Err(ControlError::in_use(
+                "device",
+                &name,
+                "used by",
+                "pool",
+                std::slice::from_ref(&pool.name),
             ));
         }
         let mut config = self.config.clone();

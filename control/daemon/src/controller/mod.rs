@@ -1,13 +1,20 @@
-//! The control logic: owns the configuration, the open devices and the data plane handle, and
-//! executes one request at a time: validate -> build the new configuration -> build its
-//! snapshot -> persist -> publish -> answer. A request that fails at any step changes nothing.
+//! The control logic: owns the configuration, the open devices, the pools' slot ledgers and the
+//! data plane handle, and executes one request at a time: validate -> build the new
+//! configuration -> build its snapshot -> persist -> publish -> answer. A request that fails at
+//! any step changes nothing.
 
 mod access;
 mod allocation;
+mod deallocate;
 mod devices;
+mod drain;
+mod faults;
+mod pools;
 mod portals;
 mod requests;
 mod reservations;
+mod resize;
+mod segments;
 mod snapshot;
 mod targets;
 #[cfg(test)]
@@ -15,12 +22,24 @@ mod tests;
 #[cfg(test)]
 mod tests_access;
 #[cfg(test)]
+mod tests_pools;
+#[cfg(test)]
 mod tests_portals;
 #[cfg(test)]
 mod tests_requests;
+#[cfg(test)]
+mod tests_resize;
+#[cfg(test)]
+mod tests_snapshots;
+#[cfg(test)]
+mod tests_thin;
+#[cfg(test)]
+mod tests_thin_model;
+mod volume_snapshots;
 mod volumes;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lunar_api::daemon::DaemonInfo;
 use lunar_api::stats::{StatsGetParams, StatsGetResult, VolumeStatsInfo};
@@ -31,8 +50,10 @@ use crate::error::ControlError;
 use crate::layout::Devices;
 use crate::plane::{DeviceOpener, Publisher};
 use crate::store::Persist;
+use crate::thin::Ledgers;
 
 pub use devices::MAX_DEVICES;
+pub use drain::DRAIN_TIMEOUT;
 pub use requests::SharedCommand;
 pub use reservations::{encode_saved, restore_reservations, Reservations};
 pub use snapshot::build_snapshot;
@@ -65,6 +86,14 @@ pub struct Controller {
     generation: u64,
     /// Reservation state of each volume's logical unit (see `reservations`).
     reservations: Reservations,
+    /// Which pool slots are free, held or being released (derived from the tables).
+    ledgers: Ledgers,
+    /// Requests from the data plane that wait for something before they are served.
+    deferred: Vec<requests::Deferred>,
+    /// While a snapshot is being taken: its origin's writes wait for the drain.
+    fence: Option<volume_snapshots::Fence>,
+    /// How long to wait for commands on older generations to complete.
+    drain_timeout: Duration,
 }
 
 /// Open every device of a restored configuration. A device that cannot be opened is an error
@@ -97,6 +126,10 @@ pub fn check_config(config: &Config, devices: &Devices) -> Result<(), ControlErr
         }
         so_far.devices.push(device.clone());
     }
+    for pool in &config.pools {
+        pools::check_new_pool(&so_far, devices, pool)?;
+        so_far.pools.push(pool.clone());
+    }
     for volume in &config.volumes {
         volumes::check_new_volume(&so_far, devices, volume)?;
         so_far.volumes.push(volume.clone());
@@ -107,7 +140,8 @@ pub fn check_config(config: &Config, devices: &Devices) -> Result<(), ControlErr
         so_far.targets.push(target.clone());
     }
     access::check_discovery(config)?;
-    portals::check_portals(config)
+    portals::check_portals(config)?;
+    Ledgers::derive(config, devices).map(|_| ())
 }
 
 impl Controller {
@@ -115,6 +149,7 @@ impl Controller {
     /// saved portals.
     pub fn new(config: Config, devices: Devices, parts: Parts) -> Result<Controller, ControlError> {
         check_config(&config, &devices)?;
+        let ledgers = Ledgers::derive(&config, &devices)?;
         let reservations = restore_reservations(&config)?;
         let snapshot = build_snapshot(&config, &devices, &reservations)?;
         let mut publisher = parts.publisher;
@@ -128,6 +163,10 @@ impl Controller {
             about: parts.about,
             generation,
             reservations,
+            ledgers,
+            deferred: Vec::new(),
+            fence: None,
+            drain_timeout: DRAIN_TIMEOUT,
         };
         controller.restore_portals();
         Ok(controller)
@@ -198,11 +237,7 @@ impl Controller {
     /// removals: the answer means the removed object is no longer in use).
     fn commit_and_drain(&mut self, config: Config, devices: Devices) -> Result<u64, ControlError> {
         let generation = self.commit(config, devices)?;
-        // A command waiting for the control thread's answer keeps its generation pinned.
-        self.serve_data_plane();
-        self.publisher
-            .wait_drained(generation)
-            .map_err(ControlError::Publish)?;
+        self.wait_drained_serving(generation)?;
         Ok(generation)
     }
 
@@ -264,5 +299,51 @@ impl Controller {
     /// Replace the device opener (tests).
     pub fn set_opener(&mut self, opener: Box<dyn DeviceOpener>) {
         self.opener = opener;
+    }
+
+    /// Shorten the drain timeout (tests).
+    pub fn set_drain_timeout(&mut self, timeout: Duration) {
+        self.drain_timeout = timeout;
+    }
+
+    /// The pools' slot ledgers (tests).
+    pub fn ledgers(&self) -> &Ledgers {
+        &self.ledgers
+    }
+
+    /// How many requests wait (tests).
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// The ledgers rebuilt from the configuration as it is now (tests: they must hold the same
+    /// references as the ones kept in step).
+    pub fn rederived_ledgers(&self) -> Result<Ledgers, ControlError> {
+        Ledgers::derive(&self.config, &self.devices)
+    }
+
+    /// The open device `name` (tests).
+    pub fn device_file(&self, name: &str) -> Arc<lunar_reactor::BackendFile> {
+        self.devices.get(name).cloned().expect("device open")
+    }
+
+    /// Set one segment entry of a volume's thin node, saved and published (tests: states no
+    /// request produces, like Invalid).
+    pub fn set_segment(
+        &mut self,
+        volume: &str,
+        segment: lunar_volume::SegmentRef,
+        entry: lunar_volume::SegmentEntry,
+    ) {
+        let index = self
+            .config
+            .volumes
+            .iter()
+            .position(|v| v.name == volume)
+            .expect("volume");
+        let mut edit = segments::TableEdit::default();
+        self.set_entry(&mut edit, index, segment, entry)
+            .expect("set");
+        self.commit_edit(edit).expect("commit");
     }
 }

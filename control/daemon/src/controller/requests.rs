@@ -1,19 +1,61 @@
 //! Requests the reactors hand to the control thread, answered here: commands that change
 //! logical-unit state every I_T nexus shares (PERSISTENT RESERVE OUT, RESERVE, RELEASE, and
 //! on removable units PREVENT ALLOW MEDIUM REMOVAL and load/eject), lost nexuses and resets,
-//! all applied to that state in `reservations`; and GET LBA STATUS lookups of backing-file
-//! allocation (`allocation`).
+//! all applied to that state in `reservations`; GET LBA STATUS lookups (`allocation`); mapping
+//! faults of segment tables (`faults`: thin allocation, copy-on-write) and deallocations
+//! (`deallocate`).
 //!
 //! Every request that expects an answer gets exactly one, so a host command or a task
-//! management function never waits forever; a lost nexus expects none.
+//! management function never waits forever; a lost nexus expects none. A request that cannot
+//! be served yet (its volume is being snapshotted, its pool waits for released slots) is kept
+//! and served again when what it waits for has happened; it never blocks the control loop.
 
-use lunar_reactor::{Nexus, RequestKind};
+use lunar_reactor::{Nexus, ReactorRequest, RequestKind};
 use lunar_scsi::ScsiReply;
 use lunar_wire::scsi::{opcode, status, Asc, Sense, SenseFormat, SenseKey};
 
 use super::allocation::allocation_status;
 use super::reservations::nexus_id;
 use super::Controller;
+
+/// What serving a request came to.
+#[derive(Debug)]
+pub(super) enum Served {
+    /// Answer the reactor with this reply.
+    Answer(ScsiReply),
+    /// The request expects no answer.
+    Nothing,
+    /// Keep the request and serve it again once this holds.
+    Wait(Wait),
+}
+
+/// What a kept request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// No command uses a generation older than this one.
+    Drained(u64),
+    /// The snapshot being taken has completed (or was abandoned).
+    FenceLifted,
+    /// The segments it met Invalid have changed.
+    SegmentsValid,
+}
+
+/// A request kept for later.
+#[derive(Debug)]
+pub(super) struct Deferred {
+    pub request: ReactorRequest,
+    pub wait: Wait,
+}
+
+/// GOOD status, no data.
+pub(super) fn good() -> ScsiReply {
+    ScsiReply {
+        status: status::GOOD,
+        sense: Vec::new(),
+        data_in: Vec::new(),
+        transfer_len_bytes: 0,
+    }
+}
 
 /// RESERVE (10) and RELEASE (10): not in the wire crate's opcode list.
 const RESERVE_10: u8 = 0x56;
@@ -59,18 +101,49 @@ impl Controller {
     /// answer are applied only); returns how many there were. The control loop calls it about
     /// every millisecond.
     pub fn serve_data_plane(&mut self) -> usize {
+        self.release_drained_slots();
+        for request in self.take_ready_deferred() {
+            self.serve_one(request);
+        }
         let requests = self.publisher.poll();
         let count = requests.len();
         for request in requests {
-            if let Some(reply) = self.serve_request(&request.kind) {
-                self.publisher.answer(request.id, reply);
-            }
+            self.serve_one(request);
         }
         count
     }
 
-    /// Carry out one request; `None` when no answer is expected.
-    fn serve_request(&mut self, kind: &RequestKind) -> Option<ScsiReply> {
+    fn serve_one(&mut self, request: ReactorRequest) {
+        match self.serve_request(&request.kind) {
+            Served::Answer(reply) => self.publisher.answer(request.id, reply),
+            Served::Nothing => {}
+            Served::Wait(wait) => self.deferred.push(Deferred { request, wait }),
+        }
+    }
+
+    /// The kept requests whose wait is over, in the order they came.
+    fn take_ready_deferred(&mut self) -> Vec<ReactorRequest> {
+        if self.deferred.is_empty() {
+            return Vec::new();
+        }
+        let mut ready = Vec::new();
+        for deferred in std::mem::take(&mut self.deferred) {
+            let over = match deferred.wait {
+                Wait::Drained(generation) => self.publisher.is_drained(generation),
+                Wait::FenceLifted => self.fence.is_none(),
+                Wait::SegmentsValid => true,
+            };
+            if over {
+                ready.push(deferred.request);
+            } else {
+                self.deferred.push(deferred);
+            }
+        }
+        ready
+    }
+
+    /// Carry out one request.
+    fn serve_request(&mut self, kind: &RequestKind) -> Served {
         match kind {
             RequestKind::SharedStateCommand {
                 target,
@@ -79,7 +152,7 @@ impl Controller {
                 nexus,
                 cdb,
                 data_out,
-            } => Some(self.shared_state_command(&SharedCommand {
+            } => Served::Answer(self.shared_state_command(&SharedCommand {
                 target,
                 lun: *lun,
                 volume_uid: *volume_uid,
@@ -90,33 +163,43 @@ impl Controller {
             RequestKind::AllocationStatus {
                 io,
                 block_size,
+                volume_uid,
+                ranges,
+            } => Served::Answer(if ranges.is_empty() {
+                self.segment_allocation_status(*volume_uid, io, *block_size)
+            } else {
+                allocation_status(io, *block_size, ranges)
+            }),
+            RequestKind::Fault {
+                volume_uid,
+                generation,
+                faults,
+                write_bytes,
+            } => self.serve_fault(*volume_uid, *generation, faults, *write_bytes),
+            RequestKind::Deallocate {
+                volume_uid,
+                generation,
                 ranges,
                 ..
-            } => Some(allocation_status(io, *block_size, ranges)),
-            RequestKind::Fault { .. }
-            | RequestKind::LegFailed { .. }
-            | RequestKind::LogWrites { .. }
-            | RequestKind::Deallocate { .. } => Some(check_condition(
-                Sense::new(SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE),
-                0,
-            )),
+            } => self.serve_deallocate(*volume_uid, *generation, ranges),
+            RequestKind::LegFailed { .. } | RequestKind::LogWrites { .. } => {
+                Served::Answer(check_condition(
+                    Sense::new(SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE),
+                    0,
+                ))
+            }
             RequestKind::NexusLost { nexus, .. } => {
                 if let Err(e) = self.nexus_lost(&nexus_id(nexus)) {
                     tracing::warn!("ending the reservations of a lost nexus failed: {e}");
                 }
-                None
+                Served::Nothing
             }
             RequestKind::Reset { target, lun, cold } => {
                 if let Err(e) = self.logical_units_reset(target, *lun, *cold) {
                     tracing::warn!("resetting the logical units of {target} failed: {e}");
                 }
                 // The reactor holds the task management response until this answer.
-                Some(ScsiReply {
-                    status: status::GOOD,
-                    sense: Vec::new(),
-                    data_in: Vec::new(),
-                    transfer_len_bytes: 0,
-                })
+                Served::Answer(good())
             }
         }
     }

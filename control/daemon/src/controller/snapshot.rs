@@ -14,7 +14,8 @@ use crate::layout::{to_layout, Devices};
 /// The snapshot of `config`: devices at their ids, volumes in configuration order, targets
 /// with LUNs pointing at volume indices and their access rules (initiator allow-list, CHAP),
 /// discovery's CHAP, and each volume's reservation state (`reservations`, by uid; default when
-/// absent). `generation` is left for the publisher to set.
+/// absent). LUNs of snapshot volumes are read-only whatever their configuration says.
+/// `generation` is left for the publisher to set.
 pub fn build_snapshot(
     config: &Config,
     devices: &Devices,
@@ -64,10 +65,11 @@ pub fn build_snapshot(
             let volume = *volume_index.get(lun.volume.as_str()).ok_or_else(|| {
                 ControlError::Internal(format!("LUN names unknown volume '{}'", lun.volume))
             })?;
+            let snapshot = config.volumes.get(volume).is_some_and(|v| v.is_snapshot());
             luns.push(LunEntry {
                 lun: lun.lun,
                 volume,
-                read_only: lun.read_only,
+                read_only: lun.read_only || snapshot,
                 removable: lun.removable,
             });
         }

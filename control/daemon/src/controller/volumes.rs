@@ -31,12 +31,18 @@ pub(super) fn check_new_volume(
     if let Some(device) = first_unknown_device(config, volume) {
         return Err(ControlError::not_found("device", &device));
     }
+    if volume.snapshot_of.is_some() && volume.clone_of.is_some() {
+        return Err(ControlError::InvalidParams(format!(
+            "volume '{}' cannot be both a snapshot and a clone",
+            volume.name
+        )));
+    }
     check_layout(
         &volume.name,
         &volume.layout,
         volume.block_size,
         devices,
-        &config.volumes,
+        config,
     )
 }
 
@@ -50,20 +56,32 @@ fn first_unknown_device(config: &Config, volume: &VolumeConfig) -> Option<String
     unknown
 }
 
-fn info(config: &Config, volume: &VolumeConfig) -> VolumeInfo {
-    let mut exported_by = config.targets_exporting(&volume.name);
-    exported_by.sort();
-    VolumeInfo {
-        name: volume.name.clone(),
-        uid: volume.uid.to_string(),
-        size_bytes: volume.layout.size_bytes(),
-        block_size: volume.block_size,
-        layout: to_spec(&volume.layout),
-        exported_by,
-    }
+/// A new random uid no volume of `config` has.
+pub(super) fn new_uid(config: &Config) -> Result<Uid, ControlError> {
+    let taken: Vec<Uid> = config.volumes.iter().map(|v| v.uid).collect();
+    Uid::random(&taken)
+        .map_err(|e| ControlError::Internal(format!("cannot read /dev/urandom: {e}")))
 }
 
 impl Controller {
+    /// A volume as `volume_create` and `volume_list` show it.
+    pub(super) fn volume_info(&self, volume: &VolumeConfig) -> VolumeInfo {
+        let mut exported_by = self.config.targets_exporting(&volume.name);
+        exported_by.sort();
+        let refs = |pool: &str, location| self.slot_refs(pool, location);
+        VolumeInfo {
+            name: volume.name.clone(),
+            uid: volume.uid.to_string(),
+            size_bytes: volume.layout.size_bytes(),
+            block_size: volume.block_size,
+            layout: to_spec(&volume.layout, &refs),
+            exported_by,
+            snapshot: volume.is_snapshot(),
+            snapshot_of: volume.snapshot_of.clone(),
+            clone_of: volume.clone_of.clone(),
+        }
+    }
+
     pub fn volume_create(
         &mut self,
         params: VolumeCreateParams,
@@ -74,23 +92,27 @@ impl Controller {
         if self.config.volume(&params.name).is_some() {
             return Err(ControlError::already_exists("volume", &params.name));
         }
-        let layout = resolve(&params.layout, block_size, &self.devices)?;
-        let taken: Vec<Uid> = self.config.volumes.iter().map(|v| v.uid).collect();
-        let uid = Uid::random(&taken)
-            .map_err(|e| ControlError::Internal(format!("cannot read /dev/urandom: {e}")))?;
+        let layout = resolve(
+            &params.layout,
+            block_size,
+            &self.devices,
+            &self.config.pools,
+        )?;
         let volume = VolumeConfig {
             name: params.name,
-            uid,
+            uid: new_uid(&self.config)?,
             block_size,
             layout,
             reservations: None,
+            snapshot_of: None,
+            clone_of: None,
         };
         check_new_volume(&self.config, &self.devices, &volume)?;
         let mut config = self.config.clone();
         config.volumes.push(volume.clone());
         let devices = self.devices.clone();
         self.commit(config, devices)?;
-        Ok(info(&self.config, &volume))
+        Ok(self.volume_info(&volume))
     }
 
     pub fn volume_list(&mut self, _params: Empty) -> Result<VolumeListResult, ControlError> {
@@ -98,17 +120,19 @@ impl Controller {
             .config
             .volumes
             .iter()
-            .map(|v| info(&self.config, v))
+            .map(|v| self.volume_info(v))
             .collect();
         volumes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(VolumeListResult { volumes })
     }
 
+    /// Delete a volume; the pool slots only it held become free once the commands that could
+    /// still use them have completed (the answer waits for that).
     pub fn volume_delete(&mut self, params: VolumeDeleteParams) -> Result<Empty, ControlError> {
         let name = params.name;
-        if self.config.volume(&name).is_none() {
+        let Some(volume) = self.config.volume(&name).cloned() else {
             return Err(ControlError::not_found("volume", &name));
-        }
+        };
         let mut users = self.config.targets_exporting(&name);
         if !users.is_empty() {
             users.sort();
@@ -123,7 +147,21 @@ impl Controller {
         let mut config = self.config.clone();
         config.volumes.retain(|v| v.name != name);
         let devices = self.devices.clone();
-        self.commit_and_drain(config, devices)?;
+        let generation = self.commit(config, devices)?;
+        self.drop_volume_refs(&volume, generation);
+        self.wait_drained_serving(generation)?;
         Ok(Empty {})
+    }
+
+    /// Drop the references of every segment of `volume` to its slots, as of `generation`.
+    pub(super) fn drop_volume_refs(&mut self, volume: &VolumeConfig, generation: u64) {
+        let ledgers = &mut self.ledgers;
+        volume.layout.for_each_thin(&mut |_, pool, _, table| {
+            if let Some(ledger) = ledgers.get_mut(pool) {
+                for (_, location, _) in table.located() {
+                    ledger.drop_ref(location, generation);
+                }
+            }
+        });
     }
 }
