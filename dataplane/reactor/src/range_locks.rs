@@ -184,14 +184,20 @@ mod tests {
         let locks = RangeLocks::default();
         assert!(locks.try_shared(0, 4096));
         assert!(!locks.try_exclusive(0, 4096), "a shared holder is in");
-        assert!(!locks.try_shared(0, 4096), "the waiting bit holds new ones back");
+        assert!(
+            !locks.try_shared(0, 4096),
+            "the waiting bit holds new ones back"
+        );
         locks.stop_waiting(0, 4096);
         assert!(locks.try_shared(0, 4096), "let in once the waiter gave up");
         locks.release_shared(0, 4096);
         locks.release_shared(0, 4096);
         assert!(locks.try_exclusive(0, 4096));
         locks.stop_waiting(0, 4096);
-        assert!(!locks.try_shared(0, 4096), "an exclusive holder keeps its range");
+        assert!(
+            !locks.try_shared(0, 4096),
+            "an exclusive holder keeps its range"
+        );
         locks.release_exclusive(0, 4096);
         assert!(locks.try_shared(0, 4096));
     }
