@@ -87,6 +87,12 @@ pub mod method {
         PORTAL_LIST,
         STATS_GET,
         DAEMON_INFO,
+        MIRROR_LEG_ADD,
+        MIRROR_LEG_REMOVE,
+        MIRROR_LEG_REJOIN,
+        VOLUME_MIGRATE,
+        TASK_GET,
+        TASK_LIST,
     ];
 }
 

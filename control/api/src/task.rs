@@ -43,6 +43,10 @@ pub struct TaskInfo {
     pub done_bytes: u64,
     /// Bytes the task has to go through.
     pub total_bytes: u64,
+    /// Bytes actually copied: less than `done_bytes` where regions needed no copy (the
+    /// regions of a rejoining leg not written while it was out, unallocated thin segments).
+    #[serde(default)]
+    pub copied_bytes: u64,
     /// The mirror leg being resynchronised (resync only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leg: Option<u32>,

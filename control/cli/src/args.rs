@@ -65,6 +65,12 @@ pub enum Command {
     /// Addresses lunard accepts iSCSI connections on.
     #[command(subcommand)]
     Portal(PortalCommand),
+    /// Mirror legs of a volume: add, remove, bring a faulty one back.
+    #[command(subcommand)]
+    Mirror(crate::tasks::MirrorCommand),
+    /// Background tasks (resyncs, migrations) and their progress.
+    #[command(subcommand)]
+    Task(crate::tasks::TaskCommand),
     /// Per-volume I/O statistics.
     Stats {
         /// Only this volume.
@@ -122,6 +128,8 @@ pub enum VolumeCommand {
         #[arg(long, value_name = "JSON")]
         extend: Option<String>,
     },
+    /// Move a volume onto another layout while hosts keep using it (a background task).
+    Migrate(crate::tasks::MigrateArgs),
 }
 
 #[derive(Debug, Clone, ClapArgs)]

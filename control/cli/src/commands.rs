@@ -95,6 +95,8 @@ pub fn call_for(command: &Command) -> Result<Call, String> {
             Some(volume) => call(method::STATS_GET, json!({"volume": volume})),
             None => call(method::STATS_GET, json!({})),
         },
+        Command::Mirror(command) => crate::tasks::mirror_call(command)?,
+        Command::Task(command) => crate::tasks::task_call(command),
         Command::Info => call(method::DAEMON_INFO, json!({})),
     })
 }
@@ -214,6 +216,12 @@ pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, 
                 &rows,
             )
         }
+        Command::Mirror(crate::tasks::MirrorCommand::Remove { volume, index }) => {
+            format!("leg {index} of volume {volume} removed")
+        }
+        Command::Mirror(_) => crate::tasks::show_task(result)?,
+        Command::Task(crate::tasks::TaskCommand::List) => crate::tasks::show_task_list(result)?,
+        Command::Task(_) => crate::tasks::show_task(result)?,
         Command::Info => {
             let info: DaemonInfo = typed(result)?;
             format!(

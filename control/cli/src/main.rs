@@ -7,6 +7,7 @@ mod args;
 mod commands;
 mod size;
 mod table;
+mod tasks;
 mod volumes;
 
 use std::io::Write;
@@ -43,5 +44,8 @@ fn run(cli: &Cli) -> Result<(), String> {
     // A closed pipe (`lunarctl ... | head`) is not an error worth reporting.
     let _ = writeln!(out, "{}", text.trim_end_matches('\n'));
     let _ = out.flush();
+    if let Some(id) = tasks::followed_task(&cli.command, &result) {
+        tasks::follow(&mut client, id, &mut out)?;
+    }
     Ok(())
 }

@@ -46,6 +46,7 @@ pub fn volume_call(command: &VolumeCommand) -> Result<Call, String> {
             method::VOLUME_CLONE_CREATE,
             json!({"snapshot": snapshot, "name": name}),
         ),
+        VolumeCommand::Migrate(args) => crate::tasks::migrate_call(args)?,
         VolumeCommand::Resize { name, size, extend } => {
             let mut params = json!({"name": name, "size_bytes": size});
             if let Some(text) = extend {
@@ -116,6 +117,7 @@ pub fn show_volume(command: &VolumeCommand, result: &Value) -> Result<String, St
                 summary(&volume)
             )
         }
+        VolumeCommand::Migrate(_) => crate::tasks::show_task(result)?,
         VolumeCommand::Resize { .. } => {
             let volume: VolumeInfo = typed(result)?;
             format!("volume {} resized: {}", volume.name, summary(&volume))

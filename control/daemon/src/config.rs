@@ -42,6 +42,9 @@ pub struct Config {
     /// from the command line and is not among them (unless it was added explicitly).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub portals: Vec<SocketAddr>,
+    /// Background tasks (mirror resyncs, migrations): the running ones resume at start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +83,10 @@ pub struct VolumeConfig {
     /// A clone of the snapshot of that name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_of: Option<String>,
+    /// While a leg of the volume's mirror is out: the regions written since (marked before
+    /// each write is issued), which a leg that comes back is resynchronised over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirty_regions: Option<DirtyRegionsConfig>,
 }
 
 impl VolumeConfig {
@@ -124,6 +131,10 @@ pub struct LegConfig {
     pub layout: LayoutConfig,
     #[serde(default)]
     pub health: LegHealthConfig,
+    /// The leg went faulty before its resync completed: it lacks more than the dirty
+    /// regions, and comes back only through a full resync.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 /// `"healthy"`, `"faulty"` or `{"resyncing": {"up_to_bytes": N}}`.
@@ -144,6 +155,54 @@ pub enum ReadPolicyConfig {
     #[default]
     RoundRobin,
     LeastOutstanding,
+}
+
+/// A background task as stored: it resumes after a restart from `cursor_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    pub id: u64,
+    pub kind: TaskKindConfig,
+    /// Uid of the volume (names can be reused after a delete).
+    pub volume_uid: Uid,
+    /// The volume's top-level mirror the task works on.
+    pub mirror: NodeId,
+    /// The leg being written (a migration's new layout is leg 1).
+    pub leg: u32,
+    /// Copy only the volume's dirty regions (a leg that came back).
+    #[serde(default)]
+    pub dirty_only: bool,
+    /// Everything before this volume byte is on the leg.
+    pub cursor_bytes: u64,
+    /// Bytes actually copied so far (skipped regions are not counted).
+    #[serde(default)]
+    pub copied_bytes: u64,
+    pub total_bytes: u64,
+    pub state: TaskStateConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKindConfig {
+    Resync,
+    Migrate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TaskStateConfig {
+    Running,
+    Done,
+    Failed { message: String },
+}
+
+/// The regions of a volume written while one of its mirror legs was out, as runs of region
+/// numbers `(first, count)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirtyRegionsConfig {
+    pub region_bytes: u64,
+    pub runs: Vec<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -558,10 +617,12 @@ mod tests {
                 LegConfig {
                     layout: thin,
                     health: LegHealthConfig::Healthy,
+                    stale: false,
                 },
                 LegConfig {
                     layout: LayoutConfig::Concat(vec![stripe]),
                     health: LegHealthConfig::Resyncing { up_to_bytes: 4096 },
+                    stale: false,
                 },
             ],
         };

@@ -41,6 +41,12 @@ pub fn dispatch(
         method::PORTAL_REMOVE => run(method_name, params, |p| c.portal_remove(p)),
         method::PORTAL_LIST => run(method_name, params, |p| c.portal_list(p)),
         method::STATS_GET => run(method_name, params, |p| c.stats_get(p)),
+        method::MIRROR_LEG_ADD => run(method_name, params, |p| c.mirror_leg_add(p)),
+        method::MIRROR_LEG_REMOVE => run(method_name, params, |p| c.mirror_leg_remove(p)),
+        method::MIRROR_LEG_REJOIN => run(method_name, params, |p| c.mirror_leg_rejoin(p)),
+        method::VOLUME_MIGRATE => run(method_name, params, |p| c.volume_migrate(p)),
+        method::TASK_GET => run(method_name, params, |p| c.task_get(p)),
+        method::TASK_LIST => run(method_name, params, |p| c.task_list(p)),
         method::DAEMON_INFO => run(method_name, params, |_: lunar_api::Empty| {
             Ok(c.daemon_info())
         }),

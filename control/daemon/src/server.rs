@@ -224,11 +224,19 @@ fn execute(control: &mpsc::Sender<ControlMsg>, call: Call) -> Result<Value, RpcE
 pub const DATA_PLANE_POLL_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Execute calls one at a time until told to shut down (or every sender is gone), answering
-/// the data plane's requests between calls and at least every [`DATA_PLANE_POLL_INTERVAL`].
+/// the data plane's requests between calls and at least every [`DATA_PLANE_POLL_INTERVAL`],
+/// and advancing background tasks in between.
 pub fn control_loop(controller: &mut Controller, messages: &mpsc::Receiver<ControlMsg>) {
     loop {
         controller.serve_data_plane();
-        let message = match messages.recv_timeout(DATA_PLANE_POLL_INTERVAL) {
+        // Background copying runs between calls; while it has work the loop does not sleep.
+        let busy = controller.run_tasks();
+        let wait = if busy {
+            Duration::ZERO
+        } else {
+            DATA_PLANE_POLL_INTERVAL
+        };
+        let message = match messages.recv_timeout(wait) {
             Ok(message) => message,
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,

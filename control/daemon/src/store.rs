@@ -178,7 +178,7 @@ pub struct FileStore {
 enum ReadOutcome {
     Missing,
     Bad(String),
-    Good(Config),
+    Good(Box<Config>),
 }
 
 impl FileStore {
@@ -200,7 +200,7 @@ impl FileStore {
         let current_reason = match read_state(&current)? {
             ReadOutcome::Good(config) => {
                 return Ok(Loaded {
-                    config,
+                    config: *config,
                     source: LoadSource::Current,
                     warnings,
                 })
@@ -237,7 +237,7 @@ impl FileStore {
                     )),
                 }
                 Ok(Loaded {
-                    config,
+                    config: *config,
                     source: LoadSource::Previous,
                     warnings,
                 })
@@ -290,7 +290,7 @@ fn read_state(path: &Path) -> Result<ReadOutcome, StoreError> {
         Err(e) => return Err(io_error(e)),
     };
     Ok(match decode(&bytes) {
-        Ok(config) => ReadOutcome::Good(config),
+        Ok(config) => ReadOutcome::Good(Box::new(config)),
         Err(e) => ReadOutcome::Bad(e.to_string()),
     })
 }
@@ -355,6 +355,7 @@ mod tests {
                 reservations: None,
                 snapshot_of: None,
                 clone_of: None,
+                dirty_regions: None,
             }],
             targets: vec![TargetConfig {
                 iqn: "iqn.2026-11.dev.lunar:t".into(),
@@ -369,6 +370,7 @@ mod tests {
             }],
             discovery_chap: None,
             portals: Vec::new(),
+            tasks: Vec::new(),
         }
     }
 

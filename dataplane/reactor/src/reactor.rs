@@ -48,6 +48,9 @@ pub const LARGE_BUFFERS: usize = 32;
 pub const TICK_MS: u64 = 100;
 /// How long an adaptive reactor keeps spinning after its last work before it sleeps.
 pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
+/// How long an adaptive reactor sleeps while commands are parked (waiting for a range lock
+/// another thread holds, a buffer, or submission-queue space).
+pub const PARKED_RETRY: Duration = Duration::from_micros(100);
 
 /// What a submitted entry was for.
 #[derive(Debug)]
@@ -243,7 +246,14 @@ impl Reactor {
                 continue;
             }
             if self.poll_mode == PollMode::Adaptive && last_work.elapsed() > ADAPTIVE_SPIN {
-                if let Err(e) = self.ring.submit_and_wait(Duration::from_millis(TICK_MS)) {
+                // A command parked on a range lock is released by another thread, which does
+                // not wake this ring: look again soon rather than at the next tick.
+                let wait = if self.parked.is_empty() {
+                    Duration::from_millis(TICK_MS)
+                } else {
+                    PARKED_RETRY
+                };
+                if let Err(e) = self.ring.submit_and_wait(wait) {
                     tracing::error!(reactor = self.id, "io_uring wait failed: {e}");
                 }
             } else {

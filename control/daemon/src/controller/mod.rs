@@ -9,6 +9,7 @@ mod deallocate;
 mod devices;
 mod drain;
 mod faults;
+mod mirrors;
 mod pools;
 mod portals;
 mod requests;
@@ -17,6 +18,7 @@ mod resize;
 mod segments;
 mod snapshot;
 mod targets;
+mod tasks;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -94,6 +96,11 @@ pub struct Controller {
     fence: Option<volume_snapshots::Fence>,
     /// How long to wait for commands on older generations to complete.
     drain_timeout: Duration,
+    /// The background copying of resyncs and migrations.
+    tasks: tasks::TaskRunner,
+    /// Per volume uid: the generation from which its mirror legs have their current numbers
+    /// (a leg failure reported on an older plan names a leg by its old number).
+    legs_renumbered: std::collections::HashMap<u64, u64>,
 }
 
 /// Open every device of a restored configuration. A device that cannot be opened is an error
@@ -167,6 +174,8 @@ impl Controller {
             deferred: Vec::new(),
             fence: None,
             drain_timeout: DRAIN_TIMEOUT,
+            tasks: tasks::TaskRunner::default(),
+            legs_renumbered: std::collections::HashMap::new(),
         };
         controller.restore_portals();
         Ok(controller)

@@ -182,12 +182,18 @@ impl Controller {
                 ranges,
                 ..
             } => self.serve_deallocate(*volume_uid, *generation, ranges),
-            RequestKind::LegFailed { .. } | RequestKind::LogWrites { .. } => {
-                Served::Answer(check_condition(
-                    Sense::new(SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE),
-                    0,
-                ))
-            }
+            RequestKind::LegFailed {
+                volume_uid,
+                generation,
+                leg,
+                write,
+            } => Served::Answer(self.leg_failed(*volume_uid, *generation, *leg, *write)),
+            RequestKind::LogWrites {
+                volume_uid,
+                offset_bytes,
+                len_bytes,
+                ..
+            } => Served::Answer(self.log_writes(*volume_uid, *offset_bytes, *len_bytes)),
             RequestKind::NexusLost { nexus, .. } => {
                 if let Err(e) = self.nexus_lost(&nexus_id(nexus)) {
                     tracing::warn!("ending the reservations of a lost nexus failed: {e}");

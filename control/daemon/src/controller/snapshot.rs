@@ -1,6 +1,7 @@
 //! Building the data plane's [`Snapshot`] from a configuration and its open devices.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use lunar_reactor::{LunEntry, Snapshot, TargetEntry, VolumeEntry};
 use lunar_volume::VolumeMap;
@@ -55,7 +56,12 @@ pub fn build_snapshot(
                 ))
             })?,
             reservations: reservations.get(&volume.uid.0).cloned().unwrap_or_default(),
-            dirty_regions: None,
+            dirty_regions: volume.dirty_regions.as_ref().map(|dirty| {
+                Arc::new(super::mirrors::dirty_regions(
+                    dirty,
+                    volume.layout.size_bytes(),
+                ))
+            }),
         });
     }
     let mut targets = Vec::with_capacity(config.targets.len());

@@ -109,6 +109,7 @@ impl Controller {
             reservations: None,
             snapshot_of: Some(origin.name.clone()),
             clone_of: None,
+            dirty_regions: None,
         };
         check_new_volume(&self.config, &self.devices, &snapshot)?;
         let origin_uid = origin.uid.0;
@@ -219,6 +220,7 @@ impl Controller {
             reservations: None,
             snapshot_of: None,
             clone_of: Some(source.name.clone()),
+            dirty_regions: None,
         };
         check_new_volume(&self.config, &self.devices, &clone)?;
         let mut config = self.config.clone();

@@ -106,6 +106,7 @@ impl Controller {
             reservations: None,
             snapshot_of: None,
             clone_of: None,
+            dirty_regions: None,
         };
         check_new_volume(&self.config, &self.devices, &volume)?;
         let mut config = self.config.clone();

@@ -141,6 +141,7 @@ impl Resolver<'_> {
                     .map(|layout| LegConfig {
                         layout,
                         health: LegHealthConfig::Healthy,
+                        stale: false,
                     })
                     .collect();
                 Ok(LayoutConfig::Mirror {

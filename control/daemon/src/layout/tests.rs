@@ -48,6 +48,7 @@ fn volume(name: &str, layout: LayoutConfig) -> VolumeConfig {
         reservations: None,
         snapshot_of: None,
         clone_of: None,
+        dirty_regions: None,
     }
 }
 
