@@ -82,15 +82,17 @@ impl Controller {
         params: TargetCreateParams,
     ) -> Result<TargetInfo, ControlError> {
         let iqn = normalize_iscsi_name(&params.iqn).map_err(ControlError::InvalidParams)?;
+        // A snapshot is exported read-only whatever the LUN asks; say so in the configuration.
+        let snapshot = |name: &str| self.config.volume(name).is_some_and(|v| v.is_snapshot());
         let target = TargetConfig {
             iqn,
             luns: params
                 .luns
                 .into_iter()
                 .map(|l| LunConfig {
+                    read_only: l.read_only || snapshot(&l.volume),
                     lun: l.lun,
                     volume: l.volume,
-                    read_only: l.read_only,
                     removable: l.removable,
                 })
                 .collect(),

@@ -103,7 +103,9 @@ fn a_snapshot_shares_every_segment_and_is_exported_read_only() {
         2 * MIB,
         "shared slots count once"
     );
-    create_target(&mut c, "iqn.2026-11.dev.lunar:s", vec![lun(0, "s")]).expect("export");
+    let exported =
+        create_target(&mut c, "iqn.2026-11.dev.lunar:s", vec![lun(0, "s")]).expect("export");
+    assert!(exported.luns[0].read_only, "listed read-only too");
     let published = plane.last();
     let (_, luns) = published
         .targets

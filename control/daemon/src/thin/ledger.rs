@@ -38,8 +38,10 @@ pub struct PoolLedger {
     /// Free slot ranges: first slot -> length; disjoint and never touching.
     free: BTreeMap<u64, u64>,
     free_count: u64,
-    /// Slots without references, free once their generation has drained.
-    pending: Vec<(Location, u64)>,
+    /// Slots without references by the generation whose drain frees them (generations drain
+    /// in order, so one query per generation, oldest first, is enough).
+    pending: BTreeMap<u64, Vec<Location>>,
+    pending_count: u64,
 }
 
 impl PoolLedger {
@@ -51,7 +53,8 @@ impl PoolLedger {
             refs: HashMap::new(),
             free: BTreeMap::new(),
             free_count: 0,
-            pending: Vec::new(),
+            pending: BTreeMap::new(),
+            pending_count: 0,
         };
         let mut first: u64 = 0;
         for &(id, size_bytes) in devices {
@@ -85,7 +88,7 @@ impl PoolLedger {
 
     /// Slots waiting for a generation to drain.
     pub fn releasing_slots(&self) -> u64 {
-        self.pending.len() as u64
+        self.pending_count
     }
 
     /// References to the slot at `location` (0 for a free, pending or foreign slot).
@@ -164,31 +167,36 @@ impl PoolLedger {
         let left = *count;
         if left == 0 {
             self.refs.remove(&location);
-            self.pending.push((location, generation));
+            self.pending.entry(generation).or_default().push(location);
+            self.pending_count += 1;
         }
         left
     }
 
-    /// Free the pending slots whose generation `is_drained` says has drained; returns how many.
+    /// Free the pending slots whose generation `is_drained` says has drained (asked once per
+    /// generation, oldest first, until one has not); returns how many.
     pub fn release_drained(&mut self, is_drained: &mut dyn FnMut(u64) -> bool) -> u64 {
         let mut released = 0;
-        let pending = std::mem::take(&mut self.pending);
-        for (location, generation) in pending {
-            if is_drained(generation) {
+        while let Some((&generation, _)) = self.pending.first_key_value() {
+            if !is_drained(generation) {
+                break;
+            }
+            for location in self.pending.remove(&generation).unwrap_or_default() {
                 if let Some(number) = self.slot_number(location) {
                     self.put_free(number);
                 }
                 released += 1;
-            } else {
-                self.pending.push((location, generation));
             }
         }
+        self.pending_count -= released;
         released
     }
 
     /// The newest generation a pending slot waits for.
     pub fn newest_pending_generation(&self) -> Option<u64> {
-        self.pending.iter().map(|&(_, generation)| generation).max()
+        self.pending
+            .last_key_value()
+            .map(|(&generation, _)| generation)
     }
 
     /// Remove slot `number` from the free ranges; false when it was not free.
@@ -272,12 +280,20 @@ impl PoolLedger {
                 return Err(format!("held slot {location:?} ({count} refs) is free"));
             }
         }
-        for &(location, _) in &self.pending {
+        let mut pending = 0;
+        for &location in self.pending.values().flatten() {
+            pending += 1;
             if is_free(location) || self.refs.contains_key(&location) {
                 return Err(format!("pending slot {location:?} is free or held"));
             }
         }
-        let total = self.free_count + self.refs.len() as u64 + self.pending.len() as u64;
+        if pending != self.pending_count {
+            return Err(format!(
+                "pending count {} but {pending} slots pending",
+                self.pending_count
+            ));
+        }
+        let total = self.free_count + self.refs.len() as u64 + pending;
         if total != self.total_slots() {
             return Err(format!(
                 "free + held + pending = {total}, pool has {} slots",
