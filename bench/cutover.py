@@ -77,10 +77,10 @@ def sparse_file(directory, name, size):
 
 
 def run_load(load, url, args, out):
-    cmd = lunar_load_cmd(load, url, "randrw", "4k", args.sessions, args.iodepth, 1,
-                         args.runtime, 1.0, verify=True)
+    cmd = lunar_load_cmd(load, url, "randrw", "4k", sessions=args.sessions,
+                         iodepth=args.iodepth, runtime_s=args.runtime, ramp_s=1.0, verify=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.runtime + 120)
-    out["result"] = parse_report(proc.stdout)
+    out["result"] = parse_report(proc.stdout + proc.stderr)
     out["stderr"] = proc.stderr
 
 
