@@ -27,6 +27,11 @@ pub struct ChurnReport {
     pub model: Vec<u64>,
     /// Every command's latency, in completion order.
     pub latencies: Vec<Duration>,
+    /// A write in flight when the churn stopped on an error (the target went away): its
+    /// blocks may hold the old data or the new (`(lba, blocks, seed)`).
+    pub uncertain: Option<(u64, u64, u64)>,
+    /// The error that stopped the churn, if one did.
+    pub error: Option<String>,
 }
 
 impl ChurnReport {
@@ -50,7 +55,7 @@ impl ChurnReport {
 pub struct Churn {
     stop: Arc<AtomicBool>,
     progress: Arc<Mutex<(u64, Option<String>)>>,
-    worker: Option<JoinHandle<Result<ChurnReport, String>>>,
+    worker: Option<JoinHandle<ChurnReport>>,
 }
 
 /// xorshift64: cheap, deterministic, good enough for picking blocks.
@@ -71,15 +76,15 @@ impl Churn {
         let worker = {
             let (stop, progress) = (Arc::clone(&stop), Arc::clone(&progress));
             thread::spawn(move || {
-                let outcome = churn(portal, &iqn, lun, seed, model, &stop, &progress);
-                if let Err(e) = &outcome {
+                let report = churn(portal, &iqn, lun, seed, model, &stop, &progress);
+                if let Some(e) = &report.error {
                     progress
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .1
                         .get_or_insert(e.clone());
                 }
-                outcome
+                report
             })
         };
         Churn {
@@ -114,10 +119,21 @@ impl Churn {
     }
 
     /// Stop and return what the churn did, or the first error it met.
-    pub fn finish(mut self) -> Result<ChurnReport, String> {
+    pub fn finish(self) -> Result<ChurnReport, String> {
+        let report = self.finish_lossy()?;
+        match &report.error {
+            Some(error) => Err(error.clone()),
+            None => Ok(report),
+        }
+    }
+
+    /// Stop and return what the churn did even if it stopped on an error (the target was
+    /// killed under it): the model holds every acknowledged write, and `uncertain` the one in
+    /// flight.
+    pub fn finish_lossy(mut self) -> Result<ChurnReport, String> {
         self.stop.store(true, Ordering::Relaxed);
         match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(outcome)) => outcome,
+            Some(Ok(report)) => Ok(report),
             Some(Err(_)) => Err("the churn thread panicked".to_string()),
             None => Err("the churn was already finished".to_string()),
         }
@@ -135,18 +151,36 @@ fn churn(
     iqn: &str,
     lun: u16,
     seed: u64,
-    mut model: Vec<u64>,
+    model: Vec<u64>,
     stop: &AtomicBool,
     progress: &Mutex<(u64, Option<String>)>,
-) -> Result<ChurnReport, String> {
+) -> ChurnReport {
+    let mut report = ChurnReport {
+        model,
+        ..ChurnReport::default()
+    };
+    if let Err(error) = churn_until_stopped(portal, iqn, lun, seed, stop, progress, &mut report) {
+        report.error = Some(error);
+    }
+    report
+}
+
+fn churn_until_stopped(
+    portal: SocketAddr,
+    iqn: &str,
+    lun: u16,
+    seed: u64,
+    stop: &AtomicBool,
+    progress: &Mutex<(u64, Option<String>)>,
+    report: &mut ChurnReport,
+) -> Result<(), String> {
     let mut client =
         BlockClient::connect(portal, iqn, lun).map_err(|e| format!("churn login: {e}"))?;
     let blocks = client.num_blocks;
     let block_len = client.block_len;
-    if model.is_empty() {
-        model = vec![NEVER_WRITTEN; blocks as usize];
+    if report.model.is_empty() {
+        report.model = vec![NEVER_WRITTEN; blocks as usize];
     }
-    let mut report = ChurnReport::default();
     let mut state = seed | 1;
     let mut write_seed = seed.wrapping_mul(1 << 20);
     while !stop.load(Ordering::Relaxed) {
@@ -156,18 +190,20 @@ fn churn(
         if next(&mut state).is_multiple_of(2) {
             write_seed += 1;
             let data = pattern(write_seed, lba, count as u32, block_len);
+            report.uncertain = Some((lba, count, write_seed));
             client
                 .write(lba, &data, false)
                 .map_err(|e| format!("churn write at {lba}+{count}: {e}"))?;
+            report.uncertain = None;
             for block in lba..lba + count {
-                model[block as usize] = write_seed;
+                report.model[block as usize] = write_seed;
             }
             report.writes += 1;
         } else {
             let data = client
                 .read(lba, count as u32)
                 .map_err(|e| format!("churn read at {lba}+{count}: {e}"))?;
-            if let Some(bad) = first_mismatch(&data, &model, lba, block_len) {
+            if let Some(bad) = first_mismatch(&data, &report.model, None, lba, block_len) {
                 return Err(format!(
                     "churn read at {lba}+{count}: block {bad} does not hold what was last written there"
                 ));
@@ -178,27 +214,50 @@ fn churn(
         progress.lock().unwrap_or_else(PoisonError::into_inner).0 += 1;
     }
     let _ = client.logout();
-    report.model = model;
-    Ok(report)
+    Ok(())
 }
 
-/// The first block of `data` (read at `lba`) that differs from `model`, if any.
-fn first_mismatch(data: &[u8], model: &[u64], lba: u64, block_len: u32) -> Option<u64> {
+/// The first block of `data` (read at `lba`) that differs from `model`, if any. Blocks of the
+/// `uncertain` write may also hold its pattern.
+fn first_mismatch(
+    data: &[u8],
+    model: &[u64],
+    uncertain: Option<(u64, u64, u64)>,
+    lba: u64,
+    block_len: u32,
+) -> Option<u64> {
+    let expected = |at: u64, seed: u64| match seed {
+        NEVER_WRITTEN => vec![0u8; block_len as usize],
+        seed => pattern(seed, at, 1, block_len),
+    };
     data.chunks(block_len as usize)
         .enumerate()
         .find(|(i, block)| {
             let at = lba + *i as u64;
-            let expected = match model.get(at as usize) {
-                Some(&NEVER_WRITTEN) | None => vec![0u8; block_len as usize],
-                Some(&seed) => pattern(seed, at, 1, block_len),
-            };
-            *block != expected.as_slice()
+            let last = model.get(at as usize).copied().unwrap_or(NEVER_WRITTEN);
+            if *block == expected(at, last).as_slice() {
+                return false;
+            }
+            !matches!(uncertain, Some((first, count, seed))
+                if (first..first + count).contains(&at) && *block == expected(at, seed).as_slice())
         })
         .map(|(i, _)| lba + i as u64)
 }
 
 /// Read the whole LUN and check every block against `model`.
 pub fn verify_lun(portal: SocketAddr, iqn: &str, lun: u16, model: &[u64]) -> Result<(), String> {
+    verify_lun_after_loss(portal, iqn, lun, model, None)
+}
+
+/// [`verify_lun`], where the blocks of an `uncertain` write (in flight when the target went
+/// away, see [`ChurnReport::uncertain`]) may hold either their old or their new data.
+pub fn verify_lun_after_loss(
+    portal: SocketAddr,
+    iqn: &str,
+    lun: u16,
+    model: &[u64],
+    uncertain: Option<(u64, u64, u64)>,
+) -> Result<(), String> {
     let mut client =
         BlockClient::connect(portal, iqn, lun).map_err(|e| format!("verify login: {e}"))?;
     let block_len = client.block_len;
@@ -209,7 +268,7 @@ pub fn verify_lun(portal: SocketAddr, iqn: &str, lun: u16, model: &[u64]) -> Res
         let data = client
             .read(lba, count as u32)
             .map_err(|e| format!("verify read at {lba}: {e}"))?;
-        if let Some(bad) = first_mismatch(&data, model, lba, block_len) {
+        if let Some(bad) = first_mismatch(&data, model, uncertain, lba, block_len) {
             return Err(format!(
                 "block {bad} does not hold what was last written there"
             ));
