@@ -187,7 +187,11 @@ impl Controller {
         removed: u32,
     ) {
         for task in config.tasks.iter_mut() {
-            if task.volume_uid.0 == uid && task.mirror == mirror && task.leg > removed {
+            if task.volume_uid.0 == uid
+                && task.mirror == mirror
+                && task.leg > removed
+                && task.state == TaskStateConfig::Running
+            {
                 task.leg -= 1;
             }
         }
