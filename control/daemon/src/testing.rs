@@ -49,6 +49,21 @@ pub fn file_device(size_bytes: u64) -> BackendFile {
     }
 }
 
+/// A `BackendFile` whose writes fail (a sparse temporary file opened read-only).
+pub fn read_only_device(size_bytes: u64) -> BackendFile {
+    let file = tempfile::NamedTempFile::new().expect("temporary file");
+    file.as_file().set_len(size_bytes).expect("set_len");
+    let read_only = std::fs::File::open(file.path()).expect("reopen read-only");
+    BackendFile {
+        fd: OwnedFd::from(read_only),
+        path: PathBuf::from("/tmp/lunar-test-read-only-device"),
+        kind: BackendKind::File,
+        size_bytes,
+        logical_block_bytes: 512,
+        direct: false,
+    }
+}
+
 /// Opens only the paths it was given, with their `(size_bytes, logical_block_bytes)`. Each path
 /// is a sparse temporary file, made at its first opening and shared by later ones (and by the
 /// opener's clones), so bytes written through one opening are read through the next.
@@ -114,6 +129,8 @@ pub struct PublishedVolume {
     pub size_bytes: u64,
     /// The logical unit's shared state (reservations).
     pub reservations: ReservationState,
+    /// Regions marked written while a mirror leg is out.
+    pub dirty_regions: Option<lunar_reactor::DirtyRegions>,
 }
 
 /// `(lun, volume index, read_only)`.
@@ -232,6 +249,7 @@ impl Publisher for FakePlane {
                     layout: v.map.root.clone(),
                     size_bytes: v.map.size_bytes,
                     reservations: (*v.reservations).clone(),
+                    dirty_regions: v.dirty_regions.as_deref().cloned(),
                 })
                 .collect(),
             targets: snapshot

@@ -24,6 +24,8 @@ mod tests;
 #[cfg(test)]
 mod tests_access;
 #[cfg(test)]
+mod tests_mirrors;
+#[cfg(test)]
 mod tests_pools;
 #[cfg(test)]
 mod tests_portals;
