@@ -752,3 +752,45 @@ fn inconsistent_tables_are_refused_at_start() {
         "{error}"
     );
 }
+
+#[test]
+fn deallocating_a_mirror_of_extents_zeroes_every_writable_leg() {
+    let (mut c, plane, _) = controller();
+    add_device(&mut c, "disk1", "/dev/disk1");
+    add_device(&mut c, "disk2", "/dev/disk2");
+    let layout: LayoutSpec = serde_json::from_value(serde_json::json!({"mirror": {"legs": [
+        {"linear": {"device": "disk1", "offset_bytes": 1048576, "size_bytes": 4194304}},
+        {"linear": {"device": "disk2", "offset_bytes": 0, "size_bytes": 4194304}}]}}))
+    .expect("layout");
+    let info = c
+        .volume_create(VolumeCreateParams {
+            name: "m".into(),
+            layout,
+            block_size: None,
+        })
+        .expect("mirror");
+    let uid = u64::from_str_radix(&info.uid, 16).expect("uid");
+    write_device(&c, "disk1", MIB, &vec![0x77; 4 * MIB as usize]);
+    write_device(&c, "disk2", 0, &vec![0x77; 4 * MIB as usize]);
+    let generation = c.generation();
+    assert_good(&serve_one(
+        &mut c,
+        &plane,
+        deallocate(1, uid, generation, &[(8192, 4096)]),
+    ));
+    for (device, base) in [("disk1", MIB), ("disk2", 0)] {
+        let bytes = read_device(&c, device, base, 16384);
+        assert!(bytes[..8192].iter().all(|&b| b == 0x77), "{device}");
+        assert!(bytes[8192..12288].iter().all(|&b| b == 0), "{device}");
+        assert!(bytes[12288..].iter().all(|&b| b == 0x77), "{device}");
+    }
+    let beyond = serve_one(
+        &mut c,
+        &plane,
+        deallocate(2, uid, generation, &[(4 * MIB, 4096)]),
+    );
+    assert_eq!(
+        sense_of(&beyond),
+        (SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE)
+    );
+}
