@@ -794,3 +794,57 @@ fn deallocating_a_mirror_of_extents_zeroes_every_writable_leg() {
         (SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE)
     );
 }
+
+#[test]
+fn a_migration_onto_a_thin_layout_allocates_what_it_copies() {
+    let (mut c, plane, _) = controller();
+    add_device(&mut c, "disk1", "/dev/disk1");
+    add_device(&mut c, "disk2", "/dev/disk2");
+    create_pool(&mut c, "p", &["disk2"], None).expect("pool");
+    c.volume_create(VolumeCreateParams {
+        name: "v".into(),
+        layout: super::tests::linear("disk1", 0, Some(4 * MIB)),
+        block_size: None,
+    })
+    .expect("linear volume");
+    write_device(&c, "disk1", MIB + 4096, &[0x33; 4096]);
+    let task = c
+        .volume_migrate(lunar_api::mirror::VolumeMigrateParams {
+            name: "v".into(),
+            layout: thin("p", 4 * MIB),
+        })
+        .expect("migrate");
+    let mut turns = 0;
+    while c
+        .task_get(lunar_api::task::TaskGetParams { id: task.id })
+        .expect("task")
+        .state
+        == lunar_api::task::TaskState::Running
+    {
+        turns += 1;
+        assert!(turns < 1000, "the migration makes no progress");
+        c.run_tasks();
+        serve(&mut c, &plane, Vec::new());
+    }
+    let done = c
+        .task_get(lunar_api::task::TaskGetParams { id: task.id })
+        .expect("task");
+    assert_eq!(done.state, lunar_api::task::TaskState::Done, "{done:?}");
+    let (_, table) = c
+        .config()
+        .volume("v")
+        .expect("v")
+        .layout
+        .thin_node(NODE)
+        .map(|(pool, table)| (pool.to_string(), table.clone()))
+        .expect("thin now");
+    let slot = table
+        .entries
+        .get(1)
+        .and_then(|e| e.location())
+        .expect("segment 1 copied");
+    let bytes = read_device(&c, "disk2", slot.offset_bytes, 3 * 4096);
+    assert!(bytes[..4096].iter().all(|&b| b == 0));
+    assert!(bytes[4096..8192].iter().all(|&b| b == 0x33));
+    assert_ledgers_consistent(&c);
+}
