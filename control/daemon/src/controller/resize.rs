@@ -61,6 +61,12 @@ impl Controller {
                 volume.name
             )));
         }
+        if let Some(task) = self.running_task_of(volume.uid.0) {
+            return Err(ControlError::Conflict(format!(
+                "volume '{}' has task {task} running; resize it once the task has ended (task_get)",
+                volume.name
+            )));
+        }
         let old_bytes = volume.layout.size_bytes();
         let new_bytes = params.size_bytes;
         if new_bytes < old_bytes {
