@@ -5,6 +5,9 @@
 //! are zeroed where the segment is (holes punched, or zeros written), except in a slot another
 //! volume still shares, which is first copied to a new slot. Zero segments need nothing.
 //!
+//! Parts of the range on plain extents (a mirror of linear extents, a concat of a thin node and
+//! an extent) are zeroed on every writable leg, as a write would reach them.
+//!
 //! A deallocation planned before a snapshot of the volume that is still being taken belongs
 //! before the snapshot's point in time: it is applied to the snapshot too, in place, like the
 //! older writes that are still landing in the shared slots. One planned after waits for the
@@ -12,8 +15,9 @@
 
 use std::collections::HashMap;
 
-use lunar_volume::{SegmentEntry, SegmentRef};
+use lunar_volume::{Location, SegmentEntry, SegmentRef};
 
+use super::extents::plain_extents;
 use super::faults::{
     coverage, internal_failure, space_allocation_failed, volume_gone, write_protected,
 };
@@ -86,6 +90,24 @@ impl Controller {
         let volume = volumes[0];
         let map = self.volume_map(volume).map_err(internal)?;
         for &(offset, len) in ranges {
+            let in_range = offset
+                .checked_add(len)
+                .is_some_and(|end| end <= map.size_bytes);
+            if !in_range {
+                return Err(SlotError::Internal(format!(
+                    "range {offset}+{len} is beyond the volume's {} bytes",
+                    map.size_bytes
+                )));
+            }
+            let mut plain = Vec::new();
+            plain_extents(&map.root, offset, len, &mut plain);
+            for (device, at, bytes) in plain {
+                let start = Location {
+                    device,
+                    offset_bytes: at,
+                };
+                self.zero_in_slot(edit, start, 0, bytes).map_err(internal)?;
+            }
             let mut segments: Vec<(SegmentRef, Pieces)> = Vec::new();
             let mut position: HashMap<SegmentRef, usize> = HashMap::new();
             coverage(&map, offset, len, &mut |piece| {

@@ -8,6 +8,7 @@ mod allocation;
 mod deallocate;
 mod devices;
 mod drain;
+mod extents;
 mod faults;
 mod mirrors;
 mod pools;

@@ -63,7 +63,7 @@ impl Controller {
         }
         if let Some(task) = self.running_task_of(volume.uid.0) {
             return Err(ControlError::Conflict(format!(
-                "volume '{}' has task {task} running (a resync or migration); resize it once the task ended",
+                "volume '{}' has task {task} running; resize it once the task has ended (task_get)",
                 volume.name
             )));
         }

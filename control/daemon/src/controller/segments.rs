@@ -129,7 +129,8 @@ impl Controller {
             .ok_or_else(|| ControlError::Internal(format!("no open device with id {id}")))
     }
 
-    /// Make `len_bytes` at `offset_bytes` into the slot at `location` read as zeros.
+    /// Make `len_bytes` at `offset_bytes` from `location` (a slot, or any device offset) read
+    /// as zeros.
     pub(super) fn zero_in_slot(
         &self,
         edit: &mut TableEdit,

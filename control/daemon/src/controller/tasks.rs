@@ -317,7 +317,7 @@ impl Controller {
                 Step::Continue
             }
             Ok(CopyOutcome::TargetFaults(faults)) => {
-                match self.resolve_copy_faults(task.volume_uid.0, &faults) {
+                match self.resolve_copy_faults(task.volume_uid.0, &faults, (cursor, len)) {
                     Ok(()) => Step::Continue,
                     Err(e) => Step::Failed(e.to_string()),
                 }
@@ -553,14 +553,17 @@ impl Controller {
         });
     }
 
-    /// Thin segments of a copy's target need allocating first: as a write fault would.
+    /// Thin segments of a copy's target need allocating first: as a fault of a write of the
+    /// copied range (`written`: volume offset and length) would (segments it covers whole need
+    /// no zeroing).
     fn resolve_copy_faults(
         &mut self,
         volume_uid: u64,
         faults: &[(lunar_volume::SegmentRef, lunar_volume::FaultReason)],
+        written: (u64, u64),
     ) -> Result<(), ControlError> {
         let generation = self.generation;
-        match self.serve_fault(volume_uid, generation, faults, None) {
+        match self.serve_fault(volume_uid, generation, faults, Some(written)) {
             Served::Answer(reply) if reply.status == 0 => Ok(()),
             Served::Answer(_) => Err(ControlError::Conflict(
                 "the target's segments could not be allocated (is its pool full?)".to_string(),

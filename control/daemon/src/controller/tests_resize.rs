@@ -197,3 +197,23 @@ fn other_layouts_grow_by_a_concatenated_layout_with_fresh_node_ids() {
     assert_eq!(layout.node_ids(), vec![1, 2]);
     assert_eq!(layout.size_bytes(), 2 * MIB);
 }
+
+#[test]
+fn a_volume_with_a_running_task_keeps_its_size() {
+    let (mut c, _, _) = controller();
+    add_device(&mut c, "disk1", "/dev/disk1");
+    add_device(&mut c, "disk2", "/dev/disk2");
+    create_volume(&mut c, "v", linear("disk1", 0, Some(MIB))).expect("v");
+    let task = c
+        .volume_migrate(lunar_api::mirror::VolumeMigrateParams {
+            name: "v".into(),
+            layout: linear("disk2", 0, Some(MIB)),
+        })
+        .expect("migrate");
+    let busy = resize(&mut c, "v", 2 * MIB, None).expect_err("task running");
+    assert_eq!(busy.code(), code::CONFLICT);
+    assert!(
+        busy.to_string().contains(&format!("task {}", task.id)),
+        "{busy}"
+    );
+}

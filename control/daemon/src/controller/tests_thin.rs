@@ -752,3 +752,99 @@ fn inconsistent_tables_are_refused_at_start() {
         "{error}"
     );
 }
+
+#[test]
+fn deallocating_a_mirror_of_extents_zeroes_every_writable_leg() {
+    let (mut c, plane, _) = controller();
+    add_device(&mut c, "disk1", "/dev/disk1");
+    add_device(&mut c, "disk2", "/dev/disk2");
+    let layout: LayoutSpec = serde_json::from_value(serde_json::json!({"mirror": {"legs": [
+        {"linear": {"device": "disk1", "offset_bytes": 1048576, "size_bytes": 4194304}},
+        {"linear": {"device": "disk2", "offset_bytes": 0, "size_bytes": 4194304}}]}}))
+    .expect("layout");
+    let info = c
+        .volume_create(VolumeCreateParams {
+            name: "m".into(),
+            layout,
+            block_size: None,
+        })
+        .expect("mirror");
+    let uid = u64::from_str_radix(&info.uid, 16).expect("uid");
+    write_device(&c, "disk1", MIB, &vec![0x77; 4 * MIB as usize]);
+    write_device(&c, "disk2", 0, &vec![0x77; 4 * MIB as usize]);
+    let generation = c.generation();
+    assert_good(&serve_one(
+        &mut c,
+        &plane,
+        deallocate(1, uid, generation, &[(8192, 4096)]),
+    ));
+    for (device, base) in [("disk1", MIB), ("disk2", 0)] {
+        let bytes = read_device(&c, device, base, 16384);
+        assert!(bytes[..8192].iter().all(|&b| b == 0x77), "{device}");
+        assert!(bytes[8192..12288].iter().all(|&b| b == 0), "{device}");
+        assert!(bytes[12288..].iter().all(|&b| b == 0x77), "{device}");
+    }
+    let beyond = serve_one(
+        &mut c,
+        &plane,
+        deallocate(2, uid, generation, &[(4 * MIB, 4096)]),
+    );
+    assert_eq!(
+        sense_of(&beyond),
+        (SenseKey::HardwareError, Asc::INTERNAL_TARGET_FAILURE)
+    );
+}
+
+#[test]
+fn a_migration_onto_a_thin_layout_allocates_what_it_copies() {
+    let (mut c, plane, _) = controller();
+    add_device(&mut c, "disk1", "/dev/disk1");
+    add_device(&mut c, "disk2", "/dev/disk2");
+    create_pool(&mut c, "p", &["disk2"], None).expect("pool");
+    c.volume_create(VolumeCreateParams {
+        name: "v".into(),
+        layout: super::tests::linear("disk1", 0, Some(4 * MIB)),
+        block_size: None,
+    })
+    .expect("linear volume");
+    write_device(&c, "disk1", MIB + 4096, &[0x33; 4096]);
+    let task = c
+        .volume_migrate(lunar_api::mirror::VolumeMigrateParams {
+            name: "v".into(),
+            layout: thin("p", 4 * MIB),
+        })
+        .expect("migrate");
+    let mut turns = 0;
+    while c
+        .task_get(lunar_api::task::TaskGetParams { id: task.id })
+        .expect("task")
+        .state
+        == lunar_api::task::TaskState::Running
+    {
+        turns += 1;
+        assert!(turns < 1000, "the migration makes no progress");
+        c.run_tasks();
+        serve(&mut c, &plane, Vec::new());
+    }
+    let done = c
+        .task_get(lunar_api::task::TaskGetParams { id: task.id })
+        .expect("task");
+    assert_eq!(done.state, lunar_api::task::TaskState::Done, "{done:?}");
+    let (_, table) = c
+        .config()
+        .volume("v")
+        .expect("v")
+        .layout
+        .thin_node(NODE)
+        .map(|(pool, table)| (pool.to_string(), table.clone()))
+        .expect("thin now");
+    let slot = table
+        .entries
+        .get(1)
+        .and_then(|e| e.location())
+        .expect("segment 1 copied");
+    let bytes = read_device(&c, "disk2", slot.offset_bytes, 3 * 4096);
+    assert!(bytes[..4096].iter().all(|&b| b == 0));
+    assert!(bytes[4096..8192].iter().all(|&b| b == 0x33));
+    assert_ledgers_consistent(&c);
+}
