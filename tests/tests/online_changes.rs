@@ -121,6 +121,15 @@ impl Rig {
         report
     }
 
+    fn health(&self, volume: &str) -> Value {
+        let volumes = self.daemon.call("volume_list", json!({}));
+        volumes["volumes"]
+            .as_array()
+            .and_then(|all| all.iter().find(|v| v["name"] == json!(volume)))
+            .map(|v| v["health"].clone())
+            .unwrap_or_else(|| panic!("volume {volume} is not listed: {volumes}"))
+    }
+
     fn layout(&self, volume: &str) -> Value {
         let volumes = self.daemon.call("volume_list", json!({}));
         volumes["volumes"]
@@ -303,6 +312,7 @@ fn a_leg_that_fills_up_is_taken_out_and_rejoins_over_its_dirty_regions() {
     }
     let report = rig.finish(churn, "a leg failing");
     rig.verify(&report.model, "leg b failed");
+    assert_eq!(rig.health("v"), json!("degraded"));
     // The device comes back with room; only the regions written meanwhile are copied.
     fs.resize("64m");
     let churn = rig.churn(5, report.model);
@@ -311,6 +321,7 @@ fn a_leg_that_fills_up_is_taken_out_and_rejoins_over_its_dirty_regions() {
         .call("mirror_leg_rejoin", json!({"volume": "v", "index": 1}));
     let done = rig.wait_task(task["id"].as_u64().expect("task id"));
     let report = rig.finish(churn, "the rejoin");
+    assert_eq!(rig.health("v"), json!("healthy"));
     let (copied, total) = (
         done["copied_bytes"].as_u64().expect("copied_bytes"),
         done["total_bytes"].as_u64().expect("total_bytes"),

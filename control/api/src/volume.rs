@@ -190,6 +190,22 @@ pub struct VolumeInfo {
     /// For a clone: the snapshot it was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_of: Option<String>,
+    /// Whether every byte has all its copies: see [`VolumeHealth`].
+    #[serde(default)]
+    pub health: VolumeHealth,
+}
+
+/// The state of a volume's mirror legs, wherever they are in its layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeHealth {
+    /// Every mirror leg is in sync (or the volume has no mirror).
+    #[default]
+    Healthy,
+    /// A leg is being copied onto (a resync or a migration); every leg that serves is whole.
+    Resyncing,
+    /// A leg is out (faulty): the volume serves I/O with fewer copies of its data.
+    Degraded,
 }
 
 /// `volume_list` result.

@@ -2,7 +2,9 @@
 
 use lunar_api::method;
 use lunar_api::pool::{PoolInfo, PoolListResult};
-use lunar_api::volume::{LayoutSpec, LegHealthInfo, ReadPolicySpec, VolumeInfo, VolumeListResult};
+use lunar_api::volume::{
+    LayoutSpec, LegHealthInfo, ReadPolicySpec, VolumeHealth, VolumeInfo, VolumeListResult,
+};
 use serde_json::{json, Value};
 
 use crate::args::{PoolCommand, VolumeCommand, VolumeCreateArgs};
@@ -134,6 +136,7 @@ pub fn show_volume(command: &VolumeCommand, result: &Value) -> Result<String, St
                         v.block_size.to_string(),
                         v.uid.clone(),
                         layout_text(&v.layout),
+                        volume_health_text(v.health).to_string(),
                         origin(v),
                         dash_if_empty(v.exported_by.join(",")),
                     ]
@@ -146,6 +149,7 @@ pub fn show_volume(command: &VolumeCommand, result: &Value) -> Result<String, St
                     "BLOCK",
                     "UID",
                     "LAYOUT",
+                    "HEALTH",
                     "ORIGIN",
                     "EXPORTED BY",
                 ],
@@ -154,6 +158,14 @@ pub fn show_volume(command: &VolumeCommand, result: &Value) -> Result<String, St
         }
         VolumeCommand::Delete { name } => format!("volume {name} deleted"),
     })
+}
+
+fn volume_health_text(health: VolumeHealth) -> &'static str {
+    match health {
+        VolumeHealth::Healthy => "healthy",
+        VolumeHealth::Resyncing => "resyncing",
+        VolumeHealth::Degraded => "degraded",
+    }
 }
 
 fn pool_summary(pool: &PoolInfo) -> String {

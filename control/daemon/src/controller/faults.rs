@@ -2,7 +2,8 @@
 //! Zero segment allocates a slot from the node's pool (thin allocation), a write to a NoWrite
 //! segment copies it to a new slot while another volume still shares it (copy-on-write) or
 //! just makes it writable when nothing shares it any more. The slot is zeroed (or the shared
-//! bytes copied) unless the write covers the whole slot, the devices written are synced, and
+//! bytes copied; zeroed when the write covers the whole slot, since that write may never land
+//! and a slot must not show a deleted volume's bytes), the devices written are synced, and
 //! every fault of one request goes into one saved and published table; then the reactor is told
 //! to plan the command again (GOOD).
 //!
@@ -246,17 +247,21 @@ impl Controller {
                 .get(segment)
                 .is_some_and(|&bytes| bytes >= segment_bytes);
             let entry = match *action {
+                // A slot may hold a deleted volume's bytes: it is zeroed (or copied over)
+                // before it is mapped, even for a write covering it whole, which might never
+                // land (a crash) and must not leave another volume's data readable.
                 Action::Allocate => {
                     let slot = self.take_slot(edit, pool)?;
-                    if !whole {
-                        self.zero_in_slot(edit, slot, 0, segment_bytes)
-                            .map_err(internal)?;
-                    }
+                    self.zero_in_slot(edit, slot, 0, segment_bytes)
+                        .map_err(internal)?;
                     SegmentEntry::Mapped(slot)
                 }
                 Action::Copy(from) => {
                     let slot = self.take_slot(edit, pool)?;
-                    if !whole {
+                    if whole {
+                        self.zero_in_slot(edit, slot, 0, segment_bytes)
+                            .map_err(internal)?;
+                    } else {
                         self.copy_slot(edit, from, slot, segment_bytes)
                             .map_err(internal)?;
                     }

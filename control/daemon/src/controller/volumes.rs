@@ -1,12 +1,13 @@
 //! `volume_create`, `volume_list`, `volume_delete`.
 
 use lunar_api::volume::{
-    VolumeCreateParams, VolumeDeleteParams, VolumeInfo, VolumeListResult, DEFAULT_VOLUME_BLOCK_SIZE,
+    VolumeCreateParams, VolumeDeleteParams, VolumeHealth, VolumeInfo, VolumeListResult,
+    DEFAULT_VOLUME_BLOCK_SIZE,
 };
 use lunar_api::Empty;
 
 use super::Controller;
-use crate::config::{Config, Uid, VolumeConfig};
+use crate::config::{Config, LayoutConfig, LegHealthConfig, Uid, VolumeConfig};
 use crate::error::ControlError;
 use crate::layout::{check_block_size, check_layout, resolve, to_spec, Devices};
 use crate::names::check_object_name;
@@ -57,6 +58,31 @@ fn first_unknown_device(config: &Config, volume: &VolumeConfig) -> Option<String
 }
 
 /// A new random uid no volume of `config` has.
+/// Degraded if a mirror leg is faulty anywhere in `layout`, else resyncing if one is being
+/// copied onto, else healthy.
+fn health_of(layout: &LayoutConfig) -> VolumeHealth {
+    let mut faulty = false;
+    let mut resyncing = false;
+    let mut stack = vec![layout];
+    while let Some(node) = stack.pop() {
+        if let LayoutConfig::Mirror { legs, .. } = node {
+            for leg in legs {
+                match leg.health {
+                    LegHealthConfig::Faulty => faulty = true,
+                    LegHealthConfig::Resyncing { .. } => resyncing = true,
+                    LegHealthConfig::Healthy => {}
+                }
+            }
+        }
+        stack.extend(node.members());
+    }
+    match (faulty, resyncing) {
+        (true, _) => VolumeHealth::Degraded,
+        (false, true) => VolumeHealth::Resyncing,
+        (false, false) => VolumeHealth::Healthy,
+    }
+}
+
 pub(super) fn new_uid(config: &Config) -> Result<Uid, ControlError> {
     let taken: Vec<Uid> = config.volumes.iter().map(|v| v.uid).collect();
     Uid::random(&taken)
@@ -79,6 +105,7 @@ impl Controller {
             snapshot: volume.is_snapshot(),
             snapshot_of: volume.snapshot_of.clone(),
             clone_of: volume.clone_of.clone(),
+            health: health_of(&volume.layout),
         }
     }
 
