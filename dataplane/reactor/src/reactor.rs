@@ -51,6 +51,8 @@ pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
 /// How long an adaptive reactor sleeps while commands are parked (waiting for a range lock
 /// another thread holds, a buffer, or submission-queue space).
 pub const PARKED_RETRY: Duration = Duration::from_micros(100);
+/// Longest wait at exit for operations still in flight (socket closes, cancelled accepts).
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 
 /// What a submitted entry was for.
 #[derive(Debug)]
@@ -260,6 +262,7 @@ impl Reactor {
                 std::hint::spin_loop();
             }
         }
+        self.finish_queued_operations();
         self.send_to_control(FromReactor::Stopped);
         self.flush_outbox_backlog();
         tracing::info!(reactor = self.id, "reactor stopped");
@@ -311,6 +314,27 @@ impl Reactor {
             }
         }
         worked
+    }
+
+    /// At exit: submit what is still queued (the closes of the last sockets) and wait a little
+    /// for the closes in flight, so no descriptor is left open behind the ring.
+    fn finish_queued_operations(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        let closing = |ops: &OpSlab<Op>| {
+            ops.ids()
+                .into_iter()
+                .any(|id| matches!(ops.get(id), Some(Op::Ignore | Op::Shutdown(_))))
+        };
+        if let Err(e) = self.ring.submit() {
+            tracing::warn!(reactor = self.id, "io_uring submit at exit failed: {e}");
+        }
+        while closing(&self.ops) && Instant::now() < deadline {
+            if let Err(e) = self.ring.submit_and_wait(Duration::from_millis(10)) {
+                tracing::warn!(reactor = self.id, "io_uring wait at exit failed: {e}");
+                break;
+            }
+            self.reap_and_dispatch();
+        }
     }
 
     fn reap_and_dispatch(&mut self) -> bool {
