@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::backing::Backing;
+use crate::backing::{Backing, SparseFile};
 use crate::daemon::{DaemonOptions, Lunard};
 
 /// A fresh, empty state directory for one lunard.
@@ -13,6 +13,22 @@ pub fn state_dir() -> TempDir {
         .prefix("lunar-state-")
         .tempdir()
         .expect("create a temporary state directory")
+}
+
+/// A lunard in a fresh state directory with devices named as given, each over a sparse file
+/// of the given length. Returns the daemon, its state directory and the files (keep them as
+/// long as the daemon runs).
+pub fn start_with_devices(devices: &[(&str, u64)]) -> (Lunard, TempDir, Vec<(String, SparseFile)>) {
+    let state = state_dir();
+    let daemon = Lunard::start(state.path());
+    let mut files = Vec::new();
+    for &(name, len_bytes) in devices {
+        let file = SparseFile::create(len_bytes);
+        let path = file.path().to_string_lossy().into_owned();
+        daemon.call("device_add", json!({"name": name, "path": path}));
+        files.push((name.to_string(), file));
+    }
+    (daemon, state, files)
 }
 
 /// What to export: device, volume and target names, and the extent of the device used.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use lunar_tests::backing::SparseFile;
 use lunar_tests::churn::{verify_lun, verify_lun_after_loss, Churn, ChurnReport};
-use lunar_tests::fixture::state_dir;
+use lunar_tests::fixture::start_with_devices;
 use lunar_tests::Lunard;
 
 const MIB: u64 = 1 << 20;
@@ -20,20 +20,12 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 struct Rig {
     daemon: Lunard,
     state: tempfile::TempDir,
-    _files: Vec<SparseFile>,
+    _files: Vec<(String, SparseFile)>,
 }
 
 impl Rig {
     fn start(devices: &[(&str, u64)]) -> Rig {
-        let state = state_dir();
-        let daemon = Lunard::start(state.path());
-        let mut files = Vec::new();
-        for &(name, len) in devices {
-            let file = SparseFile::create(len);
-            let path = file.path().to_string_lossy().into_owned();
-            daemon.call("device_add", json!({"name": name, "path": path}));
-            files.push(file);
-        }
+        let (daemon, state, files) = start_with_devices(devices);
         Rig {
             daemon,
             state,

@@ -9,7 +9,6 @@
 //! [`CopyOutcome::TargetFaults`]; the caller resolves the faults, publishes, and copies the range
 //! again with a map of the new table.
 
-use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use lunar_reactor::BackendFile;
@@ -17,6 +16,8 @@ use lunar_volume::{
     FaultReason, FirstReadable, IoOp, PlanOutcome, PlanStep, SegmentRef, VolumeMap,
 };
 use memmap2::MmapMut;
+
+use crate::thin::device_io::{read_exact_at, write_all_at};
 
 /// Largest range one [`Copier::copy`] call moves.
 pub const COPY_CHUNK_BYTES: u64 = 1 << 20;
@@ -136,7 +137,7 @@ impl Copier {
                     })?;
                     let start = request_offset_bytes as usize;
                     let bytes = &self.buf[start..start + len_bytes as usize];
-                    write_all_at(file, device_offset_bytes, bytes).map_err(|e| {
+                    write_all_at(file, bytes, device_offset_bytes).map_err(|e| {
                         CopyError::Target {
                             offset_bytes: offset_bytes + request_offset_bytes,
                             reason: e.to_string(),
@@ -204,7 +205,7 @@ impl Copier {
                     })?;
                     let start = request_offset_bytes as usize;
                     let bytes = &mut self.buf[start..start + len_bytes as usize];
-                    read_exact_at(file, device_offset_bytes, bytes).map_err(|e| {
+                    read_exact_at(file, bytes, device_offset_bytes).map_err(|e| {
                         CopyError::Source {
                             offset_bytes: at,
                             reason: e.to_string(),
@@ -236,46 +237,6 @@ impl Copier {
 
 fn device_file(devices: &[Option<Arc<BackendFile>>], device: u32) -> Option<&BackendFile> {
     devices.get(device as usize)?.as_deref()
-}
-
-/// `pread` until `buf` is full; an early end of the device is an error.
-pub fn read_exact_at(file: &BackendFile, offset_bytes: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let at = (offset_bytes + done as u64) as i64;
-        match nix::sys::uio::pread(file.fd.as_fd(), &mut buf[done..], at) {
-            Ok(0) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the device ends early",
-                ))
-            }
-            Ok(n) => done += n,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// `pwrite` all of `buf`.
-pub fn write_all_at(file: &BackendFile, offset_bytes: u64, buf: &[u8]) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let at = (offset_bytes + done as u64) as i64;
-        match nix::sys::uio::pwrite(file.fd.as_fd(), &buf[done..], at) {
-            Ok(0) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WriteZero,
-                    "the device took no bytes",
-                ))
-            }
-            Ok(n) => done += n,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -249,22 +249,8 @@ impl Controller {
         let mut config = self.config.clone();
         let volume = volume_mut(&mut config, &params.volume)?;
         self.check_changeable(volume)?;
-        let size_bytes = volume.layout.size_bytes();
+        let leg = self.resolve_copy_of(volume, &params.leg, "the new leg")?;
         let mut taken = volume.layout.node_ids();
-        let leg = resolve_avoiding(
-            &params.leg,
-            volume.block_size,
-            &self.devices,
-            &self.config.pools,
-            &taken,
-        )?;
-        if leg.size_bytes() != size_bytes {
-            return Err(ControlError::InvalidParams(format!(
-                "the new leg has {} bytes; volume '{}' has {size_bytes}: a leg must be exactly as large",
-                leg.size_bytes(),
-                params.volume
-            )));
-        }
         taken.extend(leg.node_ids());
         let new_leg = LegConfig {
             layout: leg,
@@ -395,22 +381,8 @@ impl Controller {
         let mut config = self.config.clone();
         let volume = volume_mut(&mut config, &params.name)?;
         self.check_changeable(volume)?;
-        let size_bytes = volume.layout.size_bytes();
+        let target = self.resolve_copy_of(volume, &params.layout, "the new layout")?;
         let mut taken = volume.layout.node_ids();
-        let target = resolve_avoiding(
-            &params.layout,
-            volume.block_size,
-            &self.devices,
-            &self.config.pools,
-            &taken,
-        )?;
-        if target.size_bytes() != size_bytes {
-            return Err(ControlError::InvalidParams(format!(
-                "the new layout has {} bytes; volume '{}' has {size_bytes}: it must be exactly as large (resize first)",
-                target.size_bytes(),
-                params.name
-            )));
-        }
         taken.extend(target.node_ids());
         let id = taken.iter().copied().max().unwrap_or(0) + 1;
         let old = std::mem::replace(&mut volume.layout, LayoutConfig::Concat(Vec::new()));
@@ -431,6 +403,32 @@ impl Controller {
             ],
         };
         self.start_copy_task(config, &params.name, TaskKindConfig::Migrate, id, 1, false)
+    }
+
+    /// Resolve `spec` as a second copy of `volume` (a leg, a migration target): its node ids
+    /// after the volume's, exactly the volume's size.
+    fn resolve_copy_of(
+        &self,
+        volume: &VolumeConfig,
+        spec: &lunar_api::volume::LayoutSpec,
+        what: &str,
+    ) -> Result<LayoutConfig, ControlError> {
+        let size_bytes = volume.layout.size_bytes();
+        let resolved = resolve_avoiding(
+            spec,
+            volume.block_size,
+            &self.devices,
+            &self.config.pools,
+            &volume.layout.node_ids(),
+        )?;
+        if resolved.size_bytes() != size_bytes {
+            return Err(ControlError::InvalidParams(format!(
+                "{what} has {} bytes; volume '{}' has {size_bytes}: it must be exactly as large (resize the volume first to grow it)",
+                resolved.size_bytes(),
+                volume.name
+            )));
+        }
+        Ok(resolved)
     }
 
     /// Refuse a layout change on a snapshot or on a volume with a task running.

@@ -26,6 +26,7 @@ use super::requests::Served;
 use super::Controller;
 use crate::config::{
     Config, LayoutConfig, LegHealthConfig, TaskConfig, TaskKindConfig, TaskStateConfig,
+    VolumeConfig,
 };
 use crate::copier::{Copier, CopyOutcome, COPY_CHUNK_BYTES};
 use crate::error::ControlError;
@@ -426,55 +427,12 @@ impl Controller {
     }
 
     fn finish_task(&mut self, task: &TaskConfig) {
-        if let Err(e) = self.sync_task_target(task.id) {
-            return self.abandon_task(task, &e.to_string());
-        }
-        let mut config = self.config.clone();
-        let uid = task.volume_uid.0;
-        let mut dropped = None;
-        if let Some(volume) = config.volumes.iter_mut().find(|v| v.uid.0 == uid) {
-            match task.kind {
-                TaskKindConfig::Resync => {
-                    if let Some(legs) = mirror_legs_mut(&mut volume.layout, task.mirror) {
-                        if let Some(leg) = legs.get_mut(task.leg as usize) {
-                            leg.health = LegHealthConfig::Healthy;
-                            leg.stale = false;
-                        }
-                        if legs.iter().all(|l| l.health == LegHealthConfig::Healthy) {
-                            volume.dirty_regions = None;
-                        }
-                    }
-                }
-                TaskKindConfig::Migrate => {
-                    if let LayoutConfig::Mirror { id, legs, .. } = &mut volume.layout {
-                        if *id == task.mirror && legs.len() > task.leg as usize {
-                            let new = legs.remove(task.leg as usize).layout;
-                            let old = std::mem::replace(&mut volume.layout, new);
-                            volume.dirty_regions = None;
-                            dropped = Some(old);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(stored) = config.tasks.iter_mut().find(|t| t.id == task.id) {
-            stored.state = TaskStateConfig::Done;
-            stored.cursor_bytes = stored.total_bytes;
-        }
-        prune_ended(&mut config);
-        let devices = self.devices.clone();
-        match self.commit(config, devices) {
-            Ok(generation) => {
-                if let Some(old) = dropped {
-                    self.legs_renumbered.insert(uid, generation);
-                    self.release_layout(&old, generation);
-                }
-                self.forget_task(task.id);
-                tracing::info!(task = task.id, kind = ?task.kind, "task done");
-            }
-            Err(e) => {
-                tracing::error!(task = task.id, "finishing the task failed: {e}; retrying");
-            }
+        let ended = self
+            .sync_task_target(task.id)
+            .and_then(|()| self.end_task(task, None));
+        match ended {
+            Ok(()) => tracing::info!(task = task.id, kind = ?task.kind, "task done"),
+            Err(e) => self.abandon_task(task, &e.to_string()),
         }
     }
 
@@ -482,63 +440,52 @@ impl Controller {
     /// the old layout.
     fn abandon_task(&mut self, task: &TaskConfig, why: &str) {
         tracing::warn!(task = task.id, "task failed: {why}");
+        if let Err(e) = self.end_task(task, Some(why)) {
+            // Keep it failed in memory so it does not spin; the saved state still has it
+            // running, and it resumes after a restart.
+            tracing::error!(task = task.id, "recording the task's failure failed: {e}");
+            if let Some(stored) = self.config.tasks.iter_mut().find(|t| t.id == task.id) {
+                stored.state = TaskStateConfig::Failed {
+                    message: why.to_string(),
+                };
+            }
+            self.forget_task(task.id);
+        }
+    }
+
+    /// Save and publish the end of a task: done (`failure` None) or failed, with the volume's
+    /// layout finished or rolled back; then release the layout it dropped.
+    fn end_task(&mut self, task: &TaskConfig, failure: Option<&str>) -> Result<(), ControlError> {
         let mut config = self.config.clone();
         let uid = task.volume_uid.0;
-        let mut dropped = None;
-        if let Some(volume) = config.volumes.iter_mut().find(|v| v.uid.0 == uid) {
-            match task.kind {
-                TaskKindConfig::Resync => {
-                    if let Some(legs) = mirror_legs_mut(&mut volume.layout, task.mirror) {
-                        if let Some(leg) = legs.get_mut(task.leg as usize) {
-                            leg.health = LegHealthConfig::Faulty;
-                            leg.stale = true;
-                        }
-                        if volume.dirty_regions.is_none() {
-                            volume.dirty_regions = Some(crate::config::DirtyRegionsConfig {
-                                region_bytes: super::mirrors::DIRTY_REGION_BYTES,
-                                runs: Vec::new(),
-                            });
-                        }
-                    }
-                }
-                TaskKindConfig::Migrate => {
-                    if let LayoutConfig::Mirror { id, legs, .. } = &mut volume.layout {
-                        if *id == task.mirror && legs.len() == 2 {
-                            let new = legs.pop().expect("two legs").layout;
-                            let old = legs.pop().expect("two legs").layout;
-                            volume.layout = old;
-                            dropped = Some(new);
-                        }
-                    }
-                }
-            }
-        }
+        let dropped = config
+            .volumes
+            .iter_mut()
+            .find(|v| v.uid.0 == uid)
+            .and_then(|volume| match failure {
+                None => finish_on(volume, task),
+                Some(_) => roll_back_on(volume, task),
+            });
         if let Some(stored) = config.tasks.iter_mut().find(|t| t.id == task.id) {
-            stored.state = TaskStateConfig::Failed {
-                message: why.to_string(),
+            stored.state = match failure {
+                None => {
+                    stored.cursor_bytes = stored.total_bytes;
+                    TaskStateConfig::Done
+                }
+                Some(why) => TaskStateConfig::Failed {
+                    message: why.to_string(),
+                },
             };
         }
         prune_ended(&mut config);
         let devices = self.devices.clone();
-        match self.commit(config, devices) {
-            Ok(generation) => {
-                if let Some(new) = dropped {
-                    self.legs_renumbered.insert(uid, generation);
-                    self.release_layout(&new, generation);
-                }
-            }
-            Err(e) => {
-                // Keep it failed in memory so it does not spin; the saved state still has it
-                // running, and it resumes after a restart.
-                tracing::error!(task = task.id, "recording the task's failure failed: {e}");
-                if let Some(stored) = self.config.tasks.iter_mut().find(|t| t.id == task.id) {
-                    stored.state = TaskStateConfig::Failed {
-                        message: why.to_string(),
-                    };
-                }
-            }
+        let generation = self.commit(config, devices)?;
+        if let Some(layout) = dropped {
+            self.legs_renumbered.insert(uid, generation);
+            self.release_layout(&layout, generation);
         }
         self.forget_task(task.id);
+        Ok(())
     }
 
     /// Drop what a layout leaving its volume held in pools, as of `generation`.
@@ -578,6 +525,68 @@ impl Controller {
         self.tasks.unsaved.remove(&id);
         if self.tasks.maps.as_ref().is_some_and(|m| m.task == id) {
             self.tasks.maps = None;
+        }
+    }
+}
+
+/// A task's copy is complete: a resynced leg becomes healthy (and a whole mirror needs no dirty
+/// regions), a migration's new layout becomes the volume's. Returns the layout it dropped.
+fn finish_on(volume: &mut VolumeConfig, task: &TaskConfig) -> Option<LayoutConfig> {
+    match task.kind {
+        TaskKindConfig::Resync => {
+            let legs = mirror_legs_mut(&mut volume.layout, task.mirror)?;
+            if let Some(leg) = legs.get_mut(task.leg as usize) {
+                leg.health = LegHealthConfig::Healthy;
+                leg.stale = false;
+            }
+            if legs.iter().all(|l| l.health == LegHealthConfig::Healthy) {
+                volume.dirty_regions = None;
+            }
+            None
+        }
+        TaskKindConfig::Migrate => {
+            let LayoutConfig::Mirror { id, legs, .. } = &mut volume.layout else {
+                return None;
+            };
+            if *id != task.mirror || legs.len() <= task.leg as usize {
+                return None;
+            }
+            let new = legs.remove(task.leg as usize).layout;
+            volume.dirty_regions = None;
+            Some(std::mem::replace(&mut volume.layout, new))
+        }
+    }
+}
+
+/// A task's copy failed: a resync's leg goes back out (stale: it needs a full copy), a
+/// migration goes back to the old layout. Returns the layout it dropped.
+fn roll_back_on(volume: &mut VolumeConfig, task: &TaskConfig) -> Option<LayoutConfig> {
+    match task.kind {
+        TaskKindConfig::Resync => {
+            let legs = mirror_legs_mut(&mut volume.layout, task.mirror)?;
+            if let Some(leg) = legs.get_mut(task.leg as usize) {
+                leg.health = LegHealthConfig::Faulty;
+                leg.stale = true;
+            }
+            volume
+                .dirty_regions
+                .get_or_insert_with(|| crate::config::DirtyRegionsConfig {
+                    region_bytes: super::mirrors::DIRTY_REGION_BYTES,
+                    runs: Vec::new(),
+                });
+            None
+        }
+        TaskKindConfig::Migrate => {
+            let LayoutConfig::Mirror { id, legs, .. } = &mut volume.layout else {
+                return None;
+            };
+            if *id != task.mirror || legs.len() != 2 {
+                return None;
+            }
+            let new = legs.pop().expect("two legs").layout;
+            let old = legs.pop().expect("two legs").layout;
+            volume.layout = old;
+            Some(new)
         }
     }
 }

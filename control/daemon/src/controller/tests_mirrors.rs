@@ -39,6 +39,20 @@ fn mirrored() -> (Controller, FakePlane, MemoryStore) {
     (c, plane, store)
 }
 
+/// disk1 and disk2, and volume `v`: the first 2 MiB of disk1.
+fn linear_volume() -> (Controller, MemoryStore) {
+    let (mut c, _plane, store) = controller();
+    add_device(&mut c, "disk1", "/dev/disk1");
+    add_device(&mut c, "disk2", "/dev/disk2");
+    c.volume_create(VolumeCreateParams {
+        name: "v".into(),
+        layout: linear("disk1", 0, Some(2 * MIB)),
+        block_size: None,
+    })
+    .expect("volume");
+    (c, store)
+}
+
 fn uid(c: &Controller, name: &str) -> u64 {
     c.config().volume(name).expect("volume").uid.0
 }
@@ -173,18 +187,10 @@ fn a_failure_reported_before_the_legs_were_renumbered_is_ignored() {
 
 #[test]
 fn an_added_leg_is_copied_onto_and_a_removed_one_goes() {
-    let (mut c, _plane, store) = controller();
-    add_device(&mut c, "disk1", "/dev/disk1");
-    add_device(&mut c, "disk2", "/dev/disk2");
-    c.volume_create(VolumeCreateParams {
-        name: "v".into(),
-        layout: linear("disk1", 0, Some(2 * MIB)),
-        block_size: None,
-    })
-    .expect("volume");
+    let (mut c, store) = linear_volume();
     let source = c.devices.get("disk1").expect("disk1").clone();
     let data: Vec<u8> = (0..2 * MIB).map(|i| (i % 251) as u8).collect();
-    crate::copier::write_all_at(&source, 0, &data).expect("write the volume's data");
+    crate::thin::device_io::write_all_at(&source, &data, 0).expect("write the volume's data");
     let task = c
         .mirror_leg_add(MirrorLegAddParams {
             volume: "v".into(),
@@ -204,7 +210,7 @@ fn an_added_leg_is_copied_onto_and_a_removed_one_goes() {
     assert_eq!(done.copied_bytes, 2 * MIB);
     let target = c.devices.get("disk2").expect("disk2").clone();
     let mut copied = vec![0u8; (2 * MIB) as usize];
-    crate::copier::read_exact_at(&target, 8 * MIB, &mut copied).expect("read the leg");
+    crate::thin::device_io::read_exact_at(&target, &mut copied, 8 * MIB).expect("read the leg");
     assert!(copied == data, "the new leg holds the volume's bytes");
     assert_eq!(
         health(&c, "v"),
@@ -232,15 +238,7 @@ fn an_added_leg_is_copied_onto_and_a_removed_one_goes() {
 
 #[test]
 fn a_migration_that_cannot_write_its_target_goes_back_to_the_old_layout() {
-    let (mut c, _plane, _) = controller();
-    add_device(&mut c, "disk1", "/dev/disk1");
-    add_device(&mut c, "disk2", "/dev/disk2");
-    c.volume_create(VolumeCreateParams {
-        name: "v".into(),
-        layout: linear("disk1", 0, Some(2 * MIB)),
-        block_size: None,
-    })
-    .expect("volume");
+    let (mut c, _) = linear_volume();
     let task = c
         .volume_migrate(VolumeMigrateParams {
             name: "v".into(),

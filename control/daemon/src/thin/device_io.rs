@@ -69,7 +69,8 @@ fn with_context(op: &str, file: &BackendFile, offset_bytes: u64, error: Errno) -
     )
 }
 
-fn write_all_at(file: &BackendFile, mut bytes: &[u8], mut offset_bytes: u64) -> io::Result<()> {
+/// `pwrite` all of `bytes` at `offset_bytes`.
+pub fn write_all_at(file: &BackendFile, mut bytes: &[u8], mut offset_bytes: u64) -> io::Result<()> {
     while !bytes.is_empty() {
         match pwrite(&file.fd, bytes, offset_of(offset_bytes)?) {
             Ok(0) => {
@@ -92,7 +93,8 @@ fn write_all_at(file: &BackendFile, mut bytes: &[u8], mut offset_bytes: u64) -> 
     Ok(())
 }
 
-fn read_exact_at(
+/// `pread` until `bytes` is full; an early end of the device is an error.
+pub fn read_exact_at(
     file: &BackendFile,
     mut bytes: &mut [u8],
     mut offset_bytes: u64,
