@@ -244,6 +244,34 @@ fn first_mismatch(
         .map(|(i, _)| lba + i as u64)
 }
 
+/// After [`verify_lun_after_loss`] passed: read the blocks of the report's uncertain write and
+/// make the model say what they hold (the write landed or not), so the next churn can go on from
+/// it.
+pub fn settle_uncertain(
+    portal: SocketAddr,
+    iqn: &str,
+    lun: u16,
+    report: &mut ChurnReport,
+) -> Result<(), String> {
+    let Some((lba, count, seed)) = report.uncertain.take() else {
+        return Ok(());
+    };
+    let mut client =
+        BlockClient::connect(portal, iqn, lun).map_err(|e| format!("settle login: {e}"))?;
+    let block_len = client.block_len;
+    let data = client
+        .read(lba, count as u32)
+        .map_err(|e| format!("settle read at {lba}: {e}"))?;
+    for (i, block) in data.chunks(block_len as usize).enumerate() {
+        let at = lba + i as u64;
+        if block == pattern(seed, at, 1, block_len).as_slice() {
+            report.model[at as usize] = seed;
+        }
+    }
+    let _ = client.logout();
+    Ok(())
+}
+
 /// Read the whole LUN and check every block against `model`.
 pub fn verify_lun(portal: SocketAddr, iqn: &str, lun: u16, model: &[u64]) -> Result<(), String> {
     verify_lun_after_loss(portal, iqn, lun, model, None)

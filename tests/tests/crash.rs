@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use lunar_tests::backing::SparseFile;
-use lunar_tests::churn::{verify_lun, verify_lun_after_loss, Churn, ChurnReport};
+use lunar_tests::churn::{settle_uncertain, verify_lun, verify_lun_after_loss, Churn, ChurnReport};
 use lunar_tests::fixture::start_with_devices;
 use lunar_tests::Lunard;
 
@@ -54,18 +54,26 @@ impl Rig {
         }
         self.daemon.kill9();
         let report = churn.finish_lossy().expect("churn thread");
+        if let Some(error) = report
+            .error
+            .as_deref()
+            .filter(|e| e.contains("does not hold"))
+        {
+            panic!(
+                "{}",
+                self.daemon.failure(&format!("before the kill: {error}"))
+            );
+        }
         self.daemon = Lunard::start(self.state.path());
         report
     }
 
-    fn verify(&self, iqn: &str, report: &ChurnReport, after: &str) {
-        let outcome = verify_lun_after_loss(
-            self.daemon.iscsi_addr(),
-            iqn,
-            0,
-            &report.model,
-            report.uncertain,
-        );
+    /// Check every block; then settle the write that was in flight, so the model holds what
+    /// the LUN holds.
+    fn verify(&self, iqn: &str, report: &mut ChurnReport, after: &str) {
+        let portal = self.daemon.iscsi_addr();
+        let outcome = verify_lun_after_loss(portal, iqn, 0, &report.model, report.uncertain)
+            .and_then(|()| settle_uncertain(portal, iqn, 0, report));
         if let Err(e) = outcome {
             panic!("{}", self.daemon.failure(&format!("after {after}: {e}")));
         }
@@ -101,13 +109,13 @@ fn kill9_while_writing_to_a_thin_volume_keeps_every_acknowledged_write() {
     rig.export(iqn, "t");
     let mut model = Vec::new();
     for (round, commands) in [300u64, 150, 40].into_iter().enumerate() {
-        let report = rig.churn_then_kill(iqn, 10 + round as u64, model, commands);
+        let mut report = rig.churn_then_kill(iqn, 10 + round as u64, model, commands);
         assert!(
             report.writes > 0,
             "the churn wrote before the kill: {:?}",
             report.error
         );
-        rig.verify(iqn, &report, &format!("kill -9 number {}", round + 1));
+        rig.verify(iqn, &mut report, &format!("kill -9 number {}", round + 1));
         model = report.model;
     }
     let pools = rig.daemon.call("pool_list", json!({}));
@@ -142,8 +150,8 @@ fn kill9_while_writes_copy_on_write_keeps_the_snapshot_and_the_volume() {
         json!({"iqn": snap_iqn, "luns": [{"lun": 0, "volume": "t-snap", "read_only": true}]}),
     );
     // Writes now copy shared segments; kill in the middle of them.
-    let after = rig.churn_then_kill(iqn, 21, before.model.clone(), 200);
-    rig.verify(iqn, &after, "kill -9 during copy-on-write");
+    let mut after = rig.churn_then_kill(iqn, 21, before.model.clone(), 200);
+    rig.verify(iqn, &mut after, "kill -9 during copy-on-write");
     if let Err(e) = verify_lun(rig.daemon.iscsi_addr(), snap_iqn, 0, &before.model) {
         panic!(
             "{}",
@@ -183,12 +191,16 @@ fn kill9_during_a_resync_resumes_it_and_the_new_leg_holds_everything() {
         std::thread::sleep(Duration::from_millis(1));
     }
     rig.daemon.kill9();
-    let report = churn.finish_lossy().expect("churn thread");
+    let mut report = churn.finish_lossy().expect("churn thread");
     rig.daemon = Lunard::start(rig.state.path());
     rig.wait_task(id);
-    rig.verify(iqn, &report, "kill -9 during the resync");
+    rig.verify(iqn, &mut report, "kill -9 during the resync");
     // Leg b alone must hold everything.
     rig.daemon
         .call("mirror_leg_remove", json!({"volume": "v", "index": 0}));
-    rig.verify(iqn, &report, "kill -9 during the resync, on leg b alone");
+    rig.verify(
+        iqn,
+        &mut report,
+        "kill -9 during the resync, on leg b alone",
+    );
 }
