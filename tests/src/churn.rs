@@ -22,6 +22,8 @@ const MAX_BLOCKS: u64 = 64;
 #[derive(Debug, Clone, Default)]
 pub struct ChurnReport {
     pub writes: u64,
+    /// Every acknowledged write in order: `(lba, blocks, seed)`.
+    pub log: Vec<(u64, u64, u64)>,
     pub reads: u64,
     /// Per block: the seed of the pattern last written there ([`NEVER_WRITTEN`]: zeros).
     pub model: Vec<u64>,
@@ -199,6 +201,7 @@ fn churn_until_stopped(
                 report.model[block as usize] = write_seed;
             }
             report.writes += 1;
+            report.log.push((lba, count, write_seed));
         } else {
             let data = client
                 .read(lba, count as u32)
