@@ -427,11 +427,17 @@ impl Controller {
     }
 
     fn finish_task(&mut self, task: &TaskConfig) {
+        let started = Instant::now();
         let ended = self
             .sync_task_target(task.id)
             .and_then(|()| self.end_task(task, None));
         match ended {
-            Ok(()) => tracing::info!(task = task.id, kind = ?task.kind, "task done"),
+            Ok(()) => tracing::info!(
+                task = task.id,
+                kind = ?task.kind,
+                switch_us = started.elapsed().as_micros() as u64,
+                "task done: the final table is saved and installed on every reactor"
+            ),
             Err(e) => self.abandon_task(task, &e.to_string()),
         }
     }
