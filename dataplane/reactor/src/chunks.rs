@@ -7,6 +7,12 @@
 //! again on the other legs; a write that failed on one waits until the control thread took the
 //! leg out, then runs again on the legs left. While a mirror leg is out, a write to a region
 //! not yet marked dirty waits until the control thread marked it durably.
+//!
+//! DESIGN.md's single-pass invariant holds per chunk: a chunk's I/O is always planned on one
+//! generation. A command moved to a newer generation after a fault issued no I/O for the chunk
+//! that faulted (a plan with a fault has only faults), and the chunks it had completed stay
+//! done; only a command longer than one chunk (WRITE SAME, VERIFY, EXTENDED COPY over a long
+//! range) can see two generations, each chunk wholly on one.
 
 use std::os::fd::AsRawFd;
 
