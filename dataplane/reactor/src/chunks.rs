@@ -9,9 +9,9 @@
 //! not yet marked dirty waits until the control thread marked it durably.
 //!
 //! DESIGN.md's single-pass invariant holds per chunk: a chunk's I/O is always planned on one
-//! generation. A command moved to a newer generation after a fault issued no I/O for the chunk
-//! that faulted (a plan with a fault has only faults), and the chunks it had completed stay
-//! done; only a command longer than one chunk (WRITE SAME, VERIFY, EXTENDED COPY over a long
+//! generation. A command moved to a newer generation after a mapping fault issued no I/O for
+//! the chunk that faulted (a plan with a fault has only faults); after a leg failure the chunk
+//! is run again whole on the new generation. The chunks it had completed stay done; only a command longer than one chunk (WRITE SAME, VERIFY, EXTENDED COPY over a long
 //! range) can see two generations, each chunk wholly on one.
 
 use std::os::fd::AsRawFd;
