@@ -1,12 +1,19 @@
-//! Mapping lookup: `VolumeMap::plan` of one 4 KiB request at pseudo-random aligned offsets, for
-//! every layout (linear, concat, stripe, and a stripe of concats), at volume sizes from 1 GiB
-//! to 64 TiB. The member count of each layout is fixed, so the time per lookup must not grow
-//! with the volume size: a concat is a binary search over its members, a stripe is arithmetic.
+//! Mapping lookup of one 4 KiB request at pseudo-random aligned offsets, at volume sizes from
+//! 1 GiB to 64 TiB: `VolumeMap::plan` (direct maps: linear, concat, stripe, a stripe of
+//! concats) and `VolumeMap::plan_io`, what the reactors call for every chunk (the same plus
+//! mirror reads and writes, and thin segment tables, allocated or not). The member count of
+//! each layout is fixed, so the time per lookup must not grow with the volume size: a concat is
+//! a binary search over its members, a stripe is arithmetic, a segment table is a walk of a
+//! fixed-depth tree of chunks.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lunar_volume::{Extent, Layout, VolumeMap};
+use lunar_volume::layout::Layout;
+use lunar_volume::{
+    Extent, IoOp, LegHealth, Location, MirrorLeg, PlanStep, ReadBalancer, ReadPolicy, SegmentEntry,
+    SegmentTable, VolumeMap,
+};
 
 const GIB: u64 = 1 << 30;
 const TIB: u64 = 1 << 40;
@@ -113,5 +120,85 @@ fn lookup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookup);
+/// A two-leg mirror of linear extents.
+fn mirror(size_bytes: u64) -> Layout {
+    Layout::Mirror {
+        id: 1,
+        read_policy: ReadPolicy::RoundRobin,
+        legs: (0..2)
+            .map(|i| MirrorLeg {
+                layout: linear(i, 0, size_bytes),
+                health: LegHealth::Healthy,
+            })
+            .collect(),
+    }
+}
+
+const SEGMENT_BYTES: u64 = 1 << 20;
+
+/// A thin volume of 1 MiB segments, every one allocated (the table shares its chunks, as
+/// generations of a real table share their unchanged ones).
+fn thin_allocated(size_bytes: u64) -> Layout {
+    let location = Location {
+        device: 0,
+        offset_bytes: 0,
+    };
+    let entries = SegmentTable::entries_for(size_bytes, SEGMENT_BYTES).expect("entries");
+    Layout::Segmented {
+        id: 1,
+        size_bytes,
+        segment_bytes: SEGMENT_BYTES,
+        entries: SegmentTable::filled(entries, SegmentEntry::Mapped(location)),
+    }
+}
+
+/// A thin volume never written: reads are zero fills.
+fn thin_empty(size_bytes: u64) -> Layout {
+    Layout::thin(1, size_bytes, SEGMENT_BYTES)
+}
+
+fn lookup_io(c: &mut Criterion) {
+    let layouts: [(&str, Builder, IoOp); 7] = [
+        ("linear", |size| linear(0, 1 << 20, size), IoOp::Read),
+        ("stripe8", stripe, IoOp::Read),
+        ("mirror2_read", mirror, IoOp::Read),
+        ("mirror2_write", mirror, IoOp::Write),
+        ("thin_read", thin_allocated, IoOp::Read),
+        ("thin_write", thin_allocated, IoOp::Write),
+        ("thin_empty_read", thin_empty, IoOp::Read),
+    ];
+    let mut group = c.benchmark_group("plan_io_4KiB");
+    group.throughput(Throughput::Elements(1));
+    for (name, build, op) in layouts {
+        for size_bytes in [GIB, TIB, 16 * TIB, 64 * TIB] {
+            let map = VolumeMap::try_new(build(size_bytes)).expect("valid layout");
+            let offsets = offsets(map.size_bytes);
+            let mut out: Vec<PlanStep> = Vec::with_capacity(4);
+            let mut balancer = ReadBalancer::new();
+            let mut next = 0usize;
+            group.bench_with_input(
+                BenchmarkId::new(name, size_label(size_bytes)),
+                &map,
+                |b, map| {
+                    b.iter(|| {
+                        out.clear();
+                        let offset = offsets[next & (OFFSETS - 1)];
+                        next = next.wrapping_add(1);
+                        let planned = map.plan_io(
+                            op,
+                            black_box(offset),
+                            REQUEST_BYTES,
+                            &mut balancer,
+                            &mut out,
+                        );
+                        black_box((planned.is_ok(), out.len()))
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookup, lookup_io);
 criterion_main!(benches);
