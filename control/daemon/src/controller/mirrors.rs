@@ -29,8 +29,24 @@ use crate::config::{
 use crate::error::ControlError;
 use crate::layout::{check_layout, resolve_avoiding};
 
-/// Granularity of a degraded volume's dirty regions.
-pub const DIRTY_REGION_BYTES: u64 = 1 << 20;
+/// Smallest dirty region of a degraded volume.
+pub const DIRTY_REGION_MIN_BYTES: u64 = 1 << 20;
+/// Most dirty regions of one volume: each first write to a region saves the configuration, so
+/// a large volume gets larger regions (1 TiB: 128 MiB) rather than more saves.
+pub const DIRTY_REGIONS_MAX: u64 = 8192;
+
+/// Empty dirty regions for a volume of `size_bytes`: 1 MiB regions, or larger ones (a power of
+/// two) keeping their number at most [`DIRTY_REGIONS_MAX`].
+pub(super) fn no_dirty_regions(size_bytes: u64) -> DirtyRegionsConfig {
+    let mut region_bytes = DIRTY_REGION_MIN_BYTES;
+    while size_bytes.div_ceil(region_bytes) > DIRTY_REGIONS_MAX {
+        region_bytes *= 2;
+    }
+    DirtyRegionsConfig {
+        region_bytes,
+        runs: Vec::new(),
+    }
+}
 
 fn good() -> ScsiReply {
     ScsiReply {
@@ -191,10 +207,7 @@ impl Controller {
             "mirror leg failed and was taken out: the volume is degraded"
         );
         if volume.dirty_regions.is_none() {
-            volume.dirty_regions = Some(DirtyRegionsConfig {
-                region_bytes: DIRTY_REGION_BYTES.min(size_bytes.max(1)),
-                runs: Vec::new(),
-            });
+            volume.dirty_regions = Some(no_dirty_regions(size_bytes));
         }
         self.fail_tasks_on_leg(&mut config, volume_uid, leg, "the leg failed");
         let devices = self.devices.clone();
@@ -210,28 +223,31 @@ impl Controller {
         }
     }
 
-    /// Mark the regions of a write to a degraded volume dirty, durably, before it is issued.
-    pub(super) fn log_writes(
-        &mut self,
-        volume_uid: u64,
-        offset_bytes: u64,
-        len_bytes: u64,
-    ) -> ScsiReply {
+    /// Mark the regions of writes to degraded volumes dirty, durably, before they are issued:
+    /// `(volume uid, offset, len)` each, all in one saved and published table.
+    pub(super) fn log_writes(&mut self, writes: &[(u64, u64, u64)]) -> ScsiReply {
         let mut config = self.config.clone();
-        let Some(volume) = config.volumes.iter_mut().find(|v| v.uid.0 == volume_uid) else {
-            return good();
-        };
-        let size_bytes = volume.layout.size_bytes();
-        let Some(stored) = volume.dirty_regions.as_ref() else {
-            // The volume is whole again: the reactor plans again and needs no mark.
-            return good();
-        };
-        let mut dirty = dirty_regions(stored, size_bytes);
-        if dirty.covers(offset_bytes, len_bytes) {
+        let mut changed = false;
+        for &(volume_uid, offset_bytes, len_bytes) in writes {
+            let Some(volume) = config.volumes.iter_mut().find(|v| v.uid.0 == volume_uid) else {
+                continue;
+            };
+            let size_bytes = volume.layout.size_bytes();
+            // No dirty regions: the volume is whole again, the reactor plans again unmarked.
+            let Some(stored) = volume.dirty_regions.as_ref() else {
+                continue;
+            };
+            let mut dirty = dirty_regions(stored, size_bytes);
+            if dirty.covers(offset_bytes, len_bytes) {
+                continue;
+            }
+            dirty.mark_range(offset_bytes, len_bytes);
+            volume.dirty_regions = Some(dirty_runs(&dirty));
+            changed = true;
+        }
+        if !changed {
             return good();
         }
-        dirty.mark_range(offset_bytes, len_bytes);
-        volume.dirty_regions = Some(dirty_runs(&dirty));
         let devices = self.devices.clone();
         match self.commit(config, devices) {
             Ok(_) => good(),

@@ -107,7 +107,29 @@ impl Controller {
         }
         let requests = self.publisher.poll();
         let count = requests.len();
-        for request in requests {
+        // Writes to degraded volumes marking their regions: one save for all of them.
+        let (logs, others): (Vec<_>, Vec<_>) = requests
+            .into_iter()
+            .partition(|r| matches!(r.kind, RequestKind::LogWrites { .. }));
+        if !logs.is_empty() {
+            let writes: Vec<(u64, u64, u64)> = logs
+                .iter()
+                .filter_map(|r| match r.kind {
+                    RequestKind::LogWrites {
+                        volume_uid,
+                        offset_bytes,
+                        len_bytes,
+                        ..
+                    } => Some((volume_uid, offset_bytes, len_bytes)),
+                    _ => None,
+                })
+                .collect();
+            let reply = self.log_writes(&writes);
+            for request in logs {
+                self.publisher.answer(request.id, reply.clone());
+            }
+        }
+        for request in others {
             self.serve_one(request);
         }
         count
@@ -193,7 +215,7 @@ impl Controller {
                 offset_bytes,
                 len_bytes,
                 ..
-            } => Served::Answer(self.log_writes(*volume_uid, *offset_bytes, *len_bytes)),
+            } => Served::Answer(self.log_writes(&[(*volume_uid, *offset_bytes, *len_bytes)])),
             RequestKind::NexusLost { nexus, .. } => {
                 if let Err(e) = self.nexus_lost(&nexus_id(nexus)) {
                     tracing::warn!("ending the reservations of a lost nexus failed: {e}");

@@ -36,8 +36,9 @@ use crate::layout::to_layout;
 pub const PERSIST_EVERY_BYTES: u64 = 64 << 20;
 /// Ended tasks kept for `task_get`.
 pub const ENDED_TASKS_KEPT: usize = 32;
-/// Longest stretch of copying per turn of the control loop.
-const TURN_BUDGET: Duration = Duration::from_millis(20);
+/// Longest stretch of copying per turn of the control loop: the reactors' requests (a thin
+/// allocation, a dirty region to mark) wait at most this long for the control thread.
+const TURN_BUDGET: Duration = Duration::from_millis(2);
 
 /// What the task runner keeps between turns (nothing of it is persistent).
 #[derive(Default)]
@@ -574,12 +575,10 @@ fn roll_back_on(volume: &mut VolumeConfig, task: &TaskConfig) -> Option<LayoutCo
                 leg.health = LegHealthConfig::Faulty;
                 leg.stale = true;
             }
+            let size_bytes = volume.layout.size_bytes();
             volume
                 .dirty_regions
-                .get_or_insert_with(|| crate::config::DirtyRegionsConfig {
-                    region_bytes: super::mirrors::DIRTY_REGION_BYTES,
-                    runs: Vec::new(),
-                });
+                .get_or_insert_with(|| super::mirrors::no_dirty_regions(size_bytes));
             None
         }
         TaskKindConfig::Migrate => {

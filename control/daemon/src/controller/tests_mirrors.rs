@@ -309,3 +309,16 @@ fn a_running_task_resumes_from_the_saved_state() {
         .dirty_regions
         .is_none());
 }
+
+#[test]
+fn large_volumes_get_larger_dirty_regions_not_more_of_them() {
+    use super::mirrors::{no_dirty_regions, DIRTY_REGIONS_MAX};
+    assert_eq!(no_dirty_regions(4 * MIB).region_bytes, MIB);
+    assert_eq!(no_dirty_regions(8 << 30).region_bytes, MIB);
+    assert_eq!(no_dirty_regions(1 << 40).region_bytes, 128 * MIB);
+    for size in [1u64, MIB + 1, 3 << 30, (1 << 40) + 7, 1 << 50] {
+        let region = no_dirty_regions(size).region_bytes;
+        assert!(size.div_ceil(region) <= DIRTY_REGIONS_MAX, "{size}");
+        assert!(region.is_power_of_two());
+    }
+}
