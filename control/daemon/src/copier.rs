@@ -53,7 +53,10 @@ pub enum CopyError {
 /// Copies ranges from `source` to `target` (maps of the same size in volume bytes).
 pub struct Copier {
     buf: MmapMut,
+    /// The target's plan of the range being copied.
     steps: Vec<PlanStep>,
+    /// The source's plan of it.
+    source_steps: Vec<PlanStep>,
 }
 
 impl Copier {
@@ -62,6 +65,7 @@ impl Copier {
         Ok(Copier {
             buf,
             steps: Vec::new(),
+            source_steps: Vec::new(),
         })
     }
 
@@ -112,16 +116,7 @@ impl Copier {
             }
             return Ok(CopyOutcome::TargetFaults(target_faults));
         }
-        self.steps.clear();
-        let _ = target
-            .plan_io(
-                IoOp::Write,
-                offset_bytes,
-                len,
-                &mut FirstReadable,
-                &mut self.steps,
-            )
-            .map_err(|_| out_of_range("target"))?;
+        // `steps` still holds the target's plan (the source was read with its own).
         for step in &self.steps {
             match *step {
                 PlanStep::Device {
@@ -188,7 +183,7 @@ impl Copier {
             });
         }
         let mut all_zero = true;
-        for step in steps {
+        for &step in &steps {
             match step {
                 PlanStep::Device {
                     device,
@@ -231,6 +226,7 @@ impl Copier {
                 PlanStep::Fault { .. } => {}
             }
         }
+        self.source_steps = steps;
         Ok(all_zero)
     }
 }
