@@ -92,19 +92,21 @@ def build_tools(args):
     if not fio:
         fio = subprocess.run([os.path.join(REPO, "scripts", "fio-libiscsi.sh")], check=True,
                              stdout=subprocess.PIPE, text=True).stdout.strip()
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    # With CARGO_TARGET_DIR set, both workspaces build into it.
+    target_dir = os.environ.get("CARGO_TARGET_DIR")
     lunard = args.lunard
     if not lunard and "lunar" in args.targets:
         log("building lunard (release)")
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "lunar-daemon",
                         "--bin", "lunard"], check=True, cwd=REPO)
-        lunard = os.path.join(target_dir, "release", "lunard")
+        lunard = os.path.join(target_dir or os.path.join(REPO, "target"), "release", "lunard")
     load = args.lunar_load
     if not load:
         log("building lunar-load (release)")
         subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path",
                         os.path.join(REPO, "bench", "Cargo.toml")], check=True, cwd=REPO)
-        load = os.path.join(REPO, "bench", "target", "release", "lunar-load")
+        load = os.path.join(target_dir or os.path.join(REPO, "bench", "target"), "release",
+                            "lunar-load")
     for tool in ("tgtd", "tgtadm", "iscsi-perf", "losetup", "taskset", "dd"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (bench/run.sh installs it)")
