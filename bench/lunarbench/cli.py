@@ -51,6 +51,8 @@ def parse_args(argv):
                    help="bytes of backing device to use (suffixes k m g) [2g; quick: 512m]")
     p.add_argument("--device", help="a file or block device to use instead of a loop device on "
                    "tmpfs; its first --size bytes are OVERWRITTEN")
+    p.add_argument("--loop-buffered", action="store_true",
+                   help="run the tmpfs loop device without direct I/O (through its page cache)")
     p.add_argument("--no-fill", action="store_true",
                    help="do not fill a --device with random data first")
     p.add_argument("--cores", type=int, default=1, help="lunard reactors [1]")
@@ -264,7 +266,8 @@ def main(argv=None):
                          capture_output=True, text=True).stdout.strip()
     rows, idle = [], {}
     started = time.monotonic()
-    with Backing(args.size, args.device, not args.no_fill) as backing:
+    with Backing(args.size, args.device, not args.no_fill,
+                 loop_direct_io=not args.loop_buffered) as backing:
         log(f"backing: {backing.kind} {backing.path}, {backing.size_bytes >> 20} MiB")
         targets = []
         try:
