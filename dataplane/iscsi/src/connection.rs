@@ -9,6 +9,7 @@ use std::fmt;
 use lunar_wire::iscsi::{DigestKind, FrameLimits};
 
 pub use crate::catalog::{ChapConfig, ChapConfigError, TargetCatalog};
+pub use crate::cdb_bytes::CdbBytes;
 use crate::entropy::Entropy;
 use crate::keepalive::KeepAlive;
 use crate::login::LoginState;
@@ -89,7 +90,7 @@ pub struct ScsiCommand {
     /// 16384 that matches no configured LUN.
     pub lun: u64,
     /// CDB bytes (16 for the BHS CDB, longer with an Additional Header Segment).
-    pub cdb: Vec<u8>,
+    pub cdb: CdbBytes,
     /// Expected Data Transfer Length from the SCSI Command PDU.
     pub expected_len_bytes: u32,
     /// Whether the initiator set the R (read) / W (write) flags.

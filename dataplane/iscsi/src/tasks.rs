@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::cdb_bytes::CdbBytes;
+
 /// Largest Expected Data Transfer Length accepted for a write; larger writes are refused with
 /// CHECK CONDITION before any data is solicited. The device model should report a maximum
 /// transfer length within it.
@@ -87,7 +89,7 @@ pub(crate) struct Task {
     pub itt: u32,
     pub lun: u64,
     pub lun_field: [u8; 8],
-    pub cdb: Vec<u8>,
+    pub cdb: CdbBytes,
     pub expected_len_bytes: u32,
     pub read: bool,
     pub write: bool,
@@ -274,7 +276,7 @@ mod tests {
             itt,
             lun: 0,
             lun_field: [0; 8],
-            cdb: vec![0x2a],
+            cdb: CdbBytes::new(&[0x2a], &[]),
             expected_len_bytes: len,
             read: false,
             write: true,
