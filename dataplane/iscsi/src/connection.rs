@@ -365,11 +365,24 @@ impl Connection {
         self.send.consume(n);
     }
 
+    /// Move every byte waiting to be sent to the end of `out`, without copying when `out` is
+    /// empty: the two buffers trade places, so `out`'s allocation is reused for what comes
+    /// next. The reactor sends from `out` while the state machine keeps queueing.
+    pub fn take_send_buf(&mut self, out: &mut Vec<u8>) {
+        self.send.take_into(out);
+    }
+
     /// Whether the reactor should keep reading from the socket (false while the connection is
     /// applying backpressure or closing).
     pub fn wants_recv(&self) -> bool {
+        self.wants_recv_while_sending(0)
+    }
+
+    /// [`Connection::wants_recv`] when `in_flight_bytes` taken with
+    /// [`Connection::take_send_buf`] are not sent yet: they count against the same bound.
+    pub fn wants_recv_while_sending(&self, in_flight_bytes: usize) -> bool {
         self.phase != Phase::Closed
-            && self.send.len_bytes() < SEND_HIGH_WATER_BYTES
+            && self.send.len_bytes().saturating_add(in_flight_bytes) < SEND_HIGH_WATER_BYTES
             && self.tasks.executing() < self.seq.queue_depth()
     }
 

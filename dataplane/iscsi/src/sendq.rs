@@ -1,6 +1,7 @@
 //! The bytes waiting to go out on the socket: PDUs are encoded straight into one buffer the
-//! reactor drains with `send_buf`/`consume_sent`, with the digests negotiated for the full
-//! feature phase.
+//! reactor drains, with the digests negotiated for the full feature phase. The reactor either
+//! takes the whole buffer (`take_into`: the allocations of two buffers trade places, nothing
+//! is copied) or reads and consumes it in place (`pending`/`consume`).
 
 use lunar_wire::iscsi::encode::push_pdu_digested;
 use lunar_wire::iscsi::{DigestKind, Pdu};
@@ -35,6 +36,18 @@ impl SendQueue {
             self.sent = 0;
         } else if self.sent >= COMPACT_AFTER_BYTES && self.sent * 2 >= self.buf.len() {
             self.buf.drain(..self.sent);
+            self.sent = 0;
+        }
+    }
+
+    /// Appends every pending byte to `out` and empties the queue; when `out` is empty the
+    /// buffers are swapped instead of copied.
+    pub fn take_into(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() && self.sent == 0 {
+            std::mem::swap(&mut self.buf, out);
+        } else {
+            out.extend_from_slice(&self.buf[self.sent..]);
+            self.buf.clear();
             self.sent = 0;
         }
     }
@@ -78,6 +91,28 @@ mod tests {
         assert_eq!(q.pending(), b"cd");
         q.consume(10);
         assert_eq!(q.len_bytes(), 0);
+        assert!(q.pending().is_empty());
+    }
+
+    #[test]
+    fn take_into_moves_everything_and_keeps_order() {
+        let header = NopInHeader::new([0; 8], 1, 2, StatusSeq::default());
+        let mut q = SendQueue::default();
+        q.push(&header, &[b"abcd"]);
+        let mut out = Vec::with_capacity(4096);
+        let spare = out.as_ptr();
+        q.take_into(&mut out);
+        assert_eq!(out.len(), 52);
+        assert_eq!(&out[48..], b"abcd");
+        assert_eq!(q.len_bytes(), 0);
+        // The empty buffer handed in is what the queue fills next.
+        q.push(&header, &[b"efgh"]);
+        assert_eq!(q.pending().as_ptr(), spare);
+        // Partly consumed, and into a buffer that is not empty: appended in order.
+        q.consume(50);
+        q.take_into(&mut out);
+        assert_eq!(out.len(), 54);
+        assert_eq!(&out[52..], b"gh");
         assert!(q.pending().is_empty());
     }
 }

@@ -33,10 +33,13 @@ pub struct Conn {
     portals: Vec<String>,
     recv_buf: Box<[u8]>,
     recv_armed: bool,
-    /// Bytes taken from the state machine and being sent; stable while a send is armed.
+    /// Bytes taken from the state machine (by swapping buffers) and being sent; stable while
+    /// a send is armed.
     send_staging: Vec<u8>,
     send_done: usize,
     send_armed: bool,
+    /// The connection is in the reactor's list of connections to flush this turn.
+    flush_queued: bool,
     /// Commands issued by this connection that have not completed.
     pub(crate) commands: u32,
     closing_since_ms: Option<u64>,
@@ -186,6 +189,7 @@ impl Reactor {
             send_staging: Vec::new(),
             send_done: 0,
             send_armed: false,
+            flush_queued: false,
             commands: 0,
             closing_since_ms: None,
             shutdown_sent: false,
@@ -428,21 +432,41 @@ impl Reactor {
         self.pump(id);
     }
 
-    /// Move the connection forward: send what is queued, keep a receive armed, finish closing.
+    /// Ask for the connection to be moved forward at the end of this loop turn (see
+    /// [`Reactor::flush_connections`]), so that everything it queues during the turn goes
+    /// out in one send.
     pub(crate) fn pump(&mut self, id: UserData) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
+        if !conn.flush_queued {
+            conn.flush_queued = true;
+            self.to_flush.push(id);
+        }
+    }
+
+    /// Move forward every connection asked for this turn: one send of everything queued, a
+    /// receive kept armed, closing finished.
+    pub(crate) fn flush_connections(&mut self) {
+        // Flushing may ask for more (appended, and flushed by this same walk).
+        let mut next = 0;
+        while let Some(&id) = self.to_flush.get(next) {
+            next += 1;
+            self.flush(id);
+        }
+        self.to_flush.clear();
+    }
+
+    fn flush(&mut self, id: UserData) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.flush_queued = false;
         if !conn.send_armed && !conn.shutdown_sent {
             if conn.send_done == conn.send_staging.len() {
                 conn.send_staging.clear();
                 conn.send_done = 0;
-                let pending = conn.iscsi.send_buf();
-                if !pending.is_empty() {
-                    let n = pending.len();
-                    conn.send_staging.extend_from_slice(pending);
-                    conn.iscsi.consume_sent(n);
-                }
+                conn.iscsi.take_send_buf(&mut conn.send_staging);
             }
             if conn.send_done < conn.send_staging.len() {
                 let fd = conn.raw_fd();
@@ -462,7 +486,8 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if !conn.recv_armed && !conn.is_closing() && conn.iscsi.wants_recv() {
+        let unsent = conn.send_staging.len() - conn.send_done;
+        if !conn.recv_armed && !conn.is_closing() && conn.iscsi.wants_recv_while_sending(unsent) {
             let fd = conn.raw_fd();
             let entry = opcode::Recv::new(
                 types::Fd(fd),

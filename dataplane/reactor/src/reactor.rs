@@ -4,6 +4,8 @@
 //! 1. mailbox — install new table generations, answer stats requests, shutdown;
 //! 2. reap — a bounded batch of completions, each dispatched by its [`Op`];
 //! 3. connections — timers (keep-alive, close linger) every tick, parked commands retried;
+//!    then every connection that has something to send gets one send with all of it, and a
+//!    receive is kept armed;
 //! 4. generations — retire old tables nothing pins, report "drained";
 //! 5. submit — one io_uring_enter for everything queued this turn;
 //! 6. spin or park — busy mode loops at once; adaptive mode spins a while, then sleeps in
@@ -88,6 +90,8 @@ pub struct Reactor {
     pub(crate) parked: VecDeque<UserData>,
     /// Connections whose send or receive could not be queued, retried each turn.
     pub(crate) starved_conns: Vec<UserData>,
+    /// Connections to move forward at the end of this turn (each at most once).
+    pub(crate) to_flush: Vec<UserData>,
     pub(crate) actions: Vec<Action>,
     pub(crate) extents: Vec<Extent>,
     /// Plans of finished commands, kept for reuse (no allocation per command).
@@ -137,6 +141,7 @@ impl Reactor {
             resets: Resets::default(),
             parked: VecDeque::new(),
             starved_conns: Vec::new(),
+            to_flush: Vec::with_capacity(CONNECTIONS_PER_REACTOR_MAX),
             actions: Vec::new(),
             extents: Vec::new(),
             step_lists: Vec::new(),
@@ -225,6 +230,7 @@ impl Reactor {
             self.arm_wake();
             worked |= self.reap_and_dispatch();
             self.service_connections();
+            self.flush_connections();
             self.retire_tables();
             self.flush_outbox_backlog();
             if self.shutting_down
