@@ -2,7 +2,9 @@
 //! data-out or executing in the reactor), the state of its write data (unsolicited sequence,
 //! outstanding R2Ts), the data-out buffer pool, and the named bounds on buffered write data.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use lunar_wire::keyhash::KeyHashMap;
 
 use crate::cdb_bytes::CdbBytes;
 
@@ -104,7 +106,7 @@ pub(crate) struct Task {
 
 #[derive(Debug)]
 pub(crate) struct Tasks {
-    map: HashMap<u32, Task>,
+    map: KeyHashMap<u32, Task>,
     pool: Vec<Vec<u8>>,
     solicited_bytes: u64,
     /// Writes waiting for a share of the solicited data budget, oldest first.
@@ -116,7 +118,7 @@ pub(crate) struct Tasks {
 impl Tasks {
     pub fn new(queue_depth: u32) -> Tasks {
         Tasks {
-            map: HashMap::with_capacity(queue_depth as usize),
+            map: KeyHashMap::with_capacity_and_hasher(queue_depth as usize, Default::default()),
             pool: Vec::new(),
             solicited_bytes: 0,
             waiting_for_budget: VecDeque::new(),

@@ -2,7 +2,6 @@
 //! state machine it feeds, and the lifecycle (accept → serve → flush → shutdown → close).
 //! A connection is freed only when no socket operation and no command still refers to it.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
@@ -12,6 +11,7 @@ use std::sync::Arc;
 
 use lunar_scsi::{NexusId, NexusState};
 use lunar_uring::UserData;
+use lunar_wire::keyhash::KeyHashMap;
 
 use crate::mailbox::FromReactor;
 use crate::net;
@@ -52,7 +52,7 @@ pub struct Conn {
     pub(crate) session_key: Option<String>,
     /// The I_T nexus of this session, for the device model (reservations, unit attentions).
     pub(crate) nexus_id: Option<Arc<NexusId>>,
-    pub(crate) nexus: HashMap<u64, NexusState>,
+    pub(crate) nexus: KeyHashMap<u64, NexusState>,
 }
 
 impl Conn {
@@ -197,7 +197,7 @@ impl Reactor {
             target: None,
             session_key: None,
             nexus_id: None,
-            nexus: HashMap::new(),
+            nexus: KeyHashMap::default(),
         };
         match self.conns.insert(conn) {
             Ok(id) => {

@@ -11,7 +11,7 @@
 //! 6. spin or park — busy mode loops at once; adaptive mode spins a while, then sleeps in
 //!    io_uring_enter until a completion, the mailbox eventfd or the tick timeout wakes it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use io_uring::{opcode, types};
 use lunar_iscsi::{Action, ConnConfig};
 use lunar_uring::{BufPool, Completion, OpSlab, Ring, UserData};
 use lunar_volume::{Extent, PlanStep, ReadBalancer};
+use lunar_wire::keyhash::KeyHashMap;
 
 use crate::command::Cmd;
 use crate::conn::Conn;
@@ -97,7 +98,7 @@ pub struct Reactor {
     /// Plans of finished commands, kept for reuse (no allocation per command).
     pub(crate) step_lists: Vec<Vec<PlanStep>>,
     /// Mirror read balancing, per volume uid.
-    pub(crate) balancers: HashMap<u64, ReadBalancer>,
+    pub(crate) balancers: KeyHashMap<u64, ReadBalancer>,
     completions: Vec<Completion>,
     released: Vec<Arc<Snapshot>>,
     outbox_backlog: VecDeque<FromReactor>,
@@ -145,7 +146,7 @@ impl Reactor {
             actions: Vec::new(),
             extents: Vec::new(),
             step_lists: Vec::new(),
-            balancers: HashMap::new(),
+            balancers: KeyHashMap::default(),
             completions: Vec::with_capacity(REAP_BATCH),
             released: Vec::new(),
             outbox_backlog: VecDeque::new(),
