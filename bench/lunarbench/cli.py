@@ -152,6 +152,7 @@ def run_cell(cell, target, cmd, client_cpus, args):
         {"target": target.pid if target else None, "client": proc.pid},
         start + ramp + WINDOW_MARGIN_START_S,
         start + ramp + args.runtime_s - WINDOW_MARGIN_END_S,
+        cpu_sets={"client_cpus": client_cpus},
     )
     try:
         out, err = proc.communicate(timeout=ramp + args.runtime_s + CLIENT_GRACE_S)
@@ -168,6 +169,7 @@ def run_cell(cell, target, cmd, client_cpus, args):
     if row["metrics"] and proc.returncode != 0 and not row["error"]:
         row["error"] = f"exit {proc.returncode}: {err.strip()[-400:]}"
     row["client_cpu_cores"] = cpu.get("client")
+    row["client_cpus_busy"] = cpu.get("client_cpus")
     row["target_cpu_cores"] = cpu.get("target")
     iops = (row["metrics"] or {}).get("iops")
     if cpu.get("target") is not None and iops:
@@ -277,7 +279,8 @@ def main(argv=None):
             if "lunar" in args.targets:
                 targets.append(Lunar(lunard, backing.path, backing.size_bytes, 512,
                                      args.cores, args.poll_mode,
-                                     os.path.join(out_dir, "lunard.log")).start())
+                                     os.path.join(out_dir, "lunard.log"),
+                                     target_cpus).start())
             for target in targets:
                 target.pause()
             # Idle sessions first, while the targets' heaps are fresh: memory freed by earlier
