@@ -23,7 +23,7 @@ pub struct KeyHash {
 impl Default for KeyHash {
     fn default() -> Self {
         // RandomState is seeded from the OS once per thread and varied per instance.
-        let seed = RandomState::new().hash_one(0x6c75_6e61_72u64);
+        let seed = RandomState::new().hash_one(0x006c_756e_6172_u64);
         KeyHash {
             // Odd, so the multiplication is a bijection of the key space.
             multiplier: seed | 1,
