@@ -14,6 +14,7 @@ use crate::entropy::Entropy;
 use crate::keepalive::KeepAlive;
 use crate::login::LoginState;
 use crate::params::SessionParams;
+pub use crate::sendq::BorrowedData;
 use crate::sendq::{SendQueue, SEND_HIGH_WATER_BYTES};
 use crate::seq::Sequencer;
 use crate::tasks::Tasks;
@@ -345,7 +346,26 @@ impl Connection {
         if self.phase != Phase::FullFeature {
             return;
         }
-        self.complete_command(task.0, &result, now_ms);
+        self.complete_command(task.0, &result, None);
+    }
+
+    /// [`Connection::on_command_done`] for data-in that stays in the reactor's buffer
+    /// `buffer`: `result.data_in` is that buffer's content from its start. Returns true when
+    /// the queued response refers to it ([`BorrowedData`]): the reactor keeps the buffer
+    /// unchanged until those bytes are sent. False when nothing refers to it (no data sent,
+    /// the task was aborted, the connection is not in its full feature phase).
+    pub fn on_command_done_borrowing(
+        &mut self,
+        task: TaskId,
+        result: CommandResult<'_>,
+        buffer: u64,
+        now_ms: u64,
+    ) -> bool {
+        self.clock_ms = self.clock_ms.max(now_ms);
+        if self.phase != Phase::FullFeature {
+            return false;
+        }
+        self.complete_command(task.0, &result, Some(buffer))
     }
 
     /// Advance timers (NOP-In keep-alive, login timeout, Data-Out timeout).
@@ -355,7 +375,9 @@ impl Connection {
         self.check_timers(now_ms, actions);
     }
 
-    /// Bytes waiting to be sent.
+    /// Bytes waiting to be sent, for a reader that consumes them in place with
+    /// [`Connection::consume_sent`] (it never uses [`Connection::on_command_done_borrowing`],
+    /// whose data only [`Connection::take_send`] hands out).
     pub fn send_buf(&self) -> &[u8] {
         self.send.pending()
     }
@@ -365,11 +387,17 @@ impl Connection {
         self.send.consume(n);
     }
 
-    /// Move every byte waiting to be sent to the end of `out`, without copying when `out` is
-    /// empty: the two buffers trade places, so `out`'s allocation is reused for what comes
-    /// next. The reactor sends from `out` while the state machine keeps queueing.
-    pub fn take_send_buf(&mut self, out: &mut Vec<u8>) {
-        self.send.take_into(out);
+    /// Move everything waiting to be sent to the end of `bytes` and `borrowed` (see
+    /// [`BorrowedData`]), without copying when both are empty: the buffers trade places, so
+    /// their allocations are reused for what comes next. The reactor sends from them while
+    /// the state machine keeps queueing.
+    pub fn take_send(&mut self, bytes: &mut Vec<u8>, borrowed: &mut Vec<BorrowedData>) {
+        self.send.take_into(bytes, borrowed);
+    }
+
+    /// Bytes waiting to be sent, borrowed data included.
+    pub fn send_pending_len_bytes(&self) -> usize {
+        self.send.len_bytes()
     }
 
     /// Whether the reactor should keep reading from the socket (false while the connection is

@@ -51,8 +51,8 @@ pub use catalog::{
 };
 pub use cdb_bytes::{CdbBytes, CDB_INLINE_LEN_BYTES};
 pub use connection::{
-    Action, ChapConfig, ChapConfigError, CloseReason, CommandResult, ConnConfig, Connection,
-    ResetFunction, ResetId, ResetOutcome, ResetScope, ScsiCommand, SessionIdentity, SessionKind,
-    TargetCatalog, TaskId,
+    Action, BorrowedData, ChapConfig, ChapConfigError, CloseReason, CommandResult, ConnConfig,
+    Connection, ResetFunction, ResetId, ResetOutcome, ResetScope, ScsiCommand, SessionIdentity,
+    SessionKind, TargetCatalog, TaskId,
 };
 pub use tasks::{MAX_COMMAND_DATA_OUT_BYTES, MAX_SOLICITED_DATA_OUT_BYTES};

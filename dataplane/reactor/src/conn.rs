@@ -15,6 +15,7 @@ use lunar_wire::keyhash::KeyHashMap;
 
 use crate::mailbox::FromReactor;
 use crate::net;
+use crate::outgoing::{Outgoing, SendPlan};
 use crate::reactor::{Op, Reactor};
 use crate::requests::{Nexus, RequestKind};
 use crate::snapshot::ChapAuth;
@@ -33,10 +34,9 @@ pub struct Conn {
     portals: Vec<String>,
     recv_buf: Box<[u8]>,
     recv_armed: bool,
-    /// Bytes taken from the state machine (by swapping buffers) and being sent; stable while
-    /// a send is armed.
-    send_staging: Vec<u8>,
-    send_done: usize,
+    /// What is being sent: taken from the state machine (by swapping buffers), with the read
+    /// data it borrows; stable while a send is armed.
+    pub(crate) out: Outgoing,
     send_armed: bool,
     /// The connection is in the reactor's list of connections to flush this turn.
     flush_queued: bool,
@@ -74,7 +74,7 @@ impl Conn {
     }
 
     fn has_unsent(&self) -> bool {
-        self.send_done < self.send_staging.len() || !self.iscsi.send_buf().is_empty()
+        self.out.unsent_bytes() > 0 || self.iscsi.send_pending_len_bytes() > 0
     }
 }
 
@@ -186,8 +186,7 @@ impl Reactor {
             portals,
             recv_buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
             recv_armed: false,
-            send_staging: Vec::new(),
-            send_done: 0,
+            out: Outgoing::default(),
             send_armed: false,
             flush_queued: false,
             commands: 0,
@@ -277,7 +276,7 @@ impl Reactor {
             self.begin_close(id, reason, true);
             return;
         }
-        conn.send_done += result as usize;
+        conn.out.sent(result as usize);
         self.pump(id);
     }
 
@@ -458,23 +457,25 @@ impl Reactor {
     }
 
     fn flush(&mut self, id: UserData) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Reactor { conns, ring, .. } = self;
+        let Some(conn) = conns.get_mut(id) else {
             return;
         };
         conn.flush_queued = false;
         if !conn.send_armed && !conn.shutdown_sent {
-            if conn.send_done == conn.send_staging.len() {
-                conn.send_staging.clear();
-                conn.send_done = 0;
-                conn.iscsi.take_send_buf(&mut conn.send_staging);
-            }
-            if conn.send_done < conn.send_staging.len() {
-                let fd = conn.raw_fd();
-                let rest = &conn.send_staging[conn.send_done..];
-                let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build();
-                // SAFETY: `send_staging` is not touched while `send_armed` is set, and the
+            conn.out.refill(&mut conn.iscsi, ring.bufs_mut());
+            if let Some(plan) = conn.out.plan(ring.bufs_mut()) {
+                let fd = types::Fd(conn.raw_fd());
+                let entry = match plan {
+                    SendPlan::Contiguous { ptr, len } => opcode::Send::new(fd, ptr, len)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build(),
+                    SendPlan::Gathered { msg } => opcode::SendMsg::new(fd, msg)
+                        .flags(libc::MSG_NOSIGNAL as u32)
+                        .build(),
+                };
+                // SAFETY: the bytes, the iovecs, the message header and the borrowed pool
+                // buffers are not touched or freed while `send_armed` is set, and the
                 // connection (and its fd) lives until no socket operation is armed.
                 if unsafe { self.push_op(entry, Op::Send(id)) }.is_some() {
                     self.conns.get_mut(id).expect("live").send_armed = true;
@@ -486,7 +487,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let unsent = conn.send_staging.len() - conn.send_done;
+        let unsent = conn.out.unsent_bytes();
         if !conn.recv_armed && !conn.is_closing() && conn.iscsi.wants_recv_while_sending(unsent) {
             let fd = conn.raw_fd();
             let entry = opcode::Recv::new(
@@ -530,6 +531,7 @@ impl Reactor {
         let Some(mut conn) = self.conns.remove(id) else {
             return;
         };
+        conn.out.release(self.ring.bufs_mut());
         if let (Some(nexus), Some(target)) = (conn.nexus_id.take(), conn.target.take()) {
             self.notify_control(RequestKind::NexusLost {
                 target,
