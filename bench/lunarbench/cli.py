@@ -51,6 +51,8 @@ def parse_args(argv):
                    help="bytes of backing device to use (suffixes k m g) [2g; quick: 512m]")
     p.add_argument("--device", help="a file or block device to use instead of a loop device on "
                    "tmpfs; its first --size bytes are OVERWRITTEN")
+    p.add_argument("--loop-buffered", action="store_true",
+                   help="run the tmpfs loop device without direct I/O (through its page cache)")
     p.add_argument("--no-fill", action="store_true",
                    help="do not fill a --device with random data first")
     p.add_argument("--cores", type=int, default=1, help="lunard reactors [1]")
@@ -92,19 +94,21 @@ def build_tools(args):
     if not fio:
         fio = subprocess.run([os.path.join(REPO, "scripts", "fio-libiscsi.sh")], check=True,
                              stdout=subprocess.PIPE, text=True).stdout.strip()
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    # With CARGO_TARGET_DIR set, both workspaces build into it.
+    target_dir = os.environ.get("CARGO_TARGET_DIR")
     lunard = args.lunard
     if not lunard and "lunar" in args.targets:
         log("building lunard (release)")
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "lunar-daemon",
                         "--bin", "lunard"], check=True, cwd=REPO)
-        lunard = os.path.join(target_dir, "release", "lunard")
+        lunard = os.path.join(target_dir or os.path.join(REPO, "target"), "release", "lunard")
     load = args.lunar_load
     if not load:
         log("building lunar-load (release)")
         subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path",
                         os.path.join(REPO, "bench", "Cargo.toml")], check=True, cwd=REPO)
-        load = os.path.join(REPO, "bench", "target", "release", "lunar-load")
+        load = os.path.join(target_dir or os.path.join(REPO, "bench", "target"), "release",
+                            "lunar-load")
     for tool in ("tgtd", "tgtadm", "iscsi-perf", "losetup", "taskset", "dd"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (bench/run.sh installs it)")
@@ -148,6 +152,7 @@ def run_cell(cell, target, cmd, client_cpus, args):
         {"target": target.pid if target else None, "client": proc.pid},
         start + ramp + WINDOW_MARGIN_START_S,
         start + ramp + args.runtime_s - WINDOW_MARGIN_END_S,
+        cpu_sets={"client_cpus": client_cpus},
     )
     try:
         out, err = proc.communicate(timeout=ramp + args.runtime_s + CLIENT_GRACE_S)
@@ -164,6 +169,7 @@ def run_cell(cell, target, cmd, client_cpus, args):
     if row["metrics"] and proc.returncode != 0 and not row["error"]:
         row["error"] = f"exit {proc.returncode}: {err.strip()[-400:]}"
     row["client_cpu_cores"] = cpu.get("client")
+    row["client_cpus_busy"] = cpu.get("client_cpus")
     row["target_cpu_cores"] = cpu.get("target")
     iops = (row["metrics"] or {}).get("iops")
     if cpu.get("target") is not None and iops:
@@ -262,7 +268,8 @@ def main(argv=None):
                          capture_output=True, text=True).stdout.strip()
     rows, idle = [], {}
     started = time.monotonic()
-    with Backing(args.size, args.device, not args.no_fill) as backing:
+    with Backing(args.size, args.device, not args.no_fill,
+                 loop_direct_io=not args.loop_buffered) as backing:
         log(f"backing: {backing.kind} {backing.path}, {backing.size_bytes >> 20} MiB")
         targets = []
         try:
@@ -272,7 +279,8 @@ def main(argv=None):
             if "lunar" in args.targets:
                 targets.append(Lunar(lunard, backing.path, backing.size_bytes, 512,
                                      args.cores, args.poll_mode,
-                                     os.path.join(out_dir, "lunard.log")).start())
+                                     os.path.join(out_dir, "lunard.log"),
+                                     target_cpus).start())
             for target in targets:
                 target.pause()
             # Idle sessions first, while the targets' heaps are fresh: memory freed by earlier

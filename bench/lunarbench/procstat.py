@@ -1,5 +1,7 @@
-"""CPU time and resident memory of a process, from /proc/PID/stat and /proc/PID/status, and a
-sampler that measures CPU use over the steady part of a client run."""
+"""CPU time and resident memory of a process (with its children: fio runs each job in a process
+of its own), from /proc/PID/stat and /proc/PID/status; how busy a set of CPUs is, from
+/proc/stat (whoever used them: the client, kernel workers, softirqs); and a sampler that
+measures both over the steady part of a client run."""
 
 import os
 import threading
@@ -27,6 +29,57 @@ def cpu_seconds(pid):
         return None
 
 
+def child_pids(pid):
+    """Children of a process (of all its threads); empty if it is gone."""
+    children = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                children += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return children
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds used so far by a process and every descendant still alive; None if the
+    process itself is gone."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(tree_cpu_seconds(c) or 0.0 for c in child_pids(pid))
+
+
+def parse_proc_stat_cpus(stat_text, cpus):
+    """(busy ticks, total ticks) summed over `cpus` from the text of /proc/stat; busy is every
+    state but idle and iowait."""
+    busy = total = 0
+    wanted = {f"cpu{c}" for c in cpus}
+    for line in stat_text.splitlines():
+        fields = line.split()
+        if not fields or fields[0] not in wanted:
+            continue
+        ticks = [int(v) for v in fields[1:]]
+        # user nice system idle iowait irq softirq steal (guest time is inside user).
+        state = ticks[:8]
+        total += sum(state)
+        busy += sum(state) - state[3] - state[4]
+    return busy, total
+
+
+def cpus_ticks(cpus):
+    """(busy, total) ticks of `cpus` so far; None if /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            return parse_proc_stat_cpus(f.read(), cpus)
+    except (OSError, ValueError):
+        return None
+
+
 def parse_status_rss_bytes(status_text):
     """VmRSS from the text of /proc/PID/status, in bytes (None if absent)."""
     for line in status_text.splitlines():
@@ -48,12 +101,14 @@ def rss_bytes(pid):
 
 
 class WindowSampler:
-    """Samples the CPU time of named processes at two instants and reports each one's CPU use
-    in between, as cores (CPU seconds per second). Used to measure the steady state of a run,
-    away from its start-up and wind-down."""
+    """Samples the CPU time of named processes (with their children) and the busy time of
+    named CPU sets at two instants, and reports each process's CPU use in between as cores
+    (CPU seconds per second) and each CPU set's busy share (0 to 1). Used to measure the
+    steady state of a run, away from its start-up and wind-down."""
 
-    def __init__(self, pids, start_at, end_at):
+    def __init__(self, pids, start_at, end_at, cpu_sets=None):
         self._pids = {name: pid for name, pid in pids.items() if pid}
+        self._cpu_sets = {name: cpus for name, cpus in (cpu_sets or {}).items() if cpus}
         self._start_at = start_at
         self._end_at = end_at
         self._samples = []
@@ -62,9 +117,9 @@ class WindowSampler:
         self._thread.start()
 
     def _sample(self):
-        self._samples.append(
-            (time.monotonic(), {n: cpu_seconds(p) for n, p in self._pids.items()})
-        )
+        values = {n: tree_cpu_seconds(p) for n, p in self._pids.items()}
+        values.update({n: cpus_ticks(c) for n, c in self._cpu_sets.items()})
+        self._samples.append((time.monotonic(), values))
 
     def _run(self):
         for at in (self._start_at, self._end_at):
@@ -73,7 +128,8 @@ class WindowSampler:
             self._sample()
 
     def result(self):
-        """{name: cores} over the window, or {} when the run ended before the window did."""
+        """{name: cores} for the processes and {name: busy share} for the CPU sets over the
+        window, or {} when the run ended before the window did."""
         self._stop.set()
         self._thread.join()
         if len(self._samples) < 2:
@@ -83,4 +139,10 @@ class WindowSampler:
         for name in self._pids:
             if first.get(name) is not None and second.get(name) is not None and t2 > t1:
                 out[name] = (second[name] - first[name]) / (t2 - t1)
+        for name in self._cpu_sets:
+            if first.get(name) and second.get(name):
+                busy = second[name][0] - first[name][0]
+                total = second[name][1] - first[name][1]
+                if total > 0:
+                    out[name] = busy / total
         return out

@@ -54,6 +54,12 @@ def goals(results):
     lunar_cpu = _cpu(results, "fio-4k-randread-8j", "lunar")
     add("target CPU per 4 KiB I/O (fio randread 8 jobs): tgt / lunar",
         tgt_cpu / lunar_cpu if tgt_cpu and lunar_cpu else None, 8.0, True)
+    # A busy-polling lunard spends its core at any load: its CPU per I/O tells its work only
+    # where the load keeps that core busy, as lunar-load's 8 x QD16 does.
+    tgt_cpu = _cpu(results, "load-4k-randread-8s", "tgt")
+    lunar_cpu = _cpu(results, "load-4k-randread-8s", "lunar")
+    add("target CPU per 4 KiB I/O, both targets saturated (lunar-load randread 8 x QD16): "
+        "tgt / lunar", tgt_cpu / lunar_cpu if tgt_cpu and lunar_cpu else None, 8.0, True)
     tgt_p50 = _lat(results, "fio-4k-randread-1j", "tgt", "p50")
     lunar_p50 = _lat(results, "fio-4k-randread-1j", "lunar", "p50")
     lunar_p99 = _lat(results, "fio-4k-randread-1j", "lunar", "p99")
@@ -109,8 +115,8 @@ def markdown(document):
         "",
         "| cell | tgt IOPS | lunar IOPS | lunar/tgt | tgt MiB/s | lunar MiB/s | "
         "tgt lat µs p50/p99/p99.9 | lunar lat µs p50/p99/p99.9 | tgt CPU µs/IO | "
-        "lunar CPU µs/IO | client cores tgt/lunar |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "lunar CPU µs/IO | client cores tgt/lunar | client CPUs busy tgt/lunar |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for cell in document["cell_order"]:
         tgt = rows.get((cell["id"], "tgt"), {})
@@ -130,7 +136,8 @@ def markdown(document):
             f"{cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(tm)} | "
             f"{_lat_text(lm)} | {_fmt(tgt.get('target_cpu_us_per_io'), 1)} | "
             f"{_fmt(lunar.get('target_cpu_us_per_io'), 1)} | "
-            f"{_fmt(tgt.get('client_cpu_cores'), 2)}/{_fmt(lunar.get('client_cpu_cores'), 2)} |"
+            f"{_fmt(tgt.get('client_cpu_cores'), 2)}/{_fmt(lunar.get('client_cpu_cores'), 2)} | "
+            f"{_pct(tgt.get('client_cpus_busy'))}/{_pct(lunar.get('client_cpus_busy'))} |"
         )
     raw = [r for r in document["cells"] if r["target"] == "raw"]
     if raw:
@@ -164,9 +171,16 @@ def markdown(document):
         "CPU µs/IO is the target's CPU time (all threads, user + system, from /proc/PID/stat) "
         "over the steady part of the cell, divided by the I/Os done meanwhile. A busy-polling "
         "lunard spends its whole core whatever the load, so there it is one core divided by "
-        "the IOPS. Client cores near 1.0 mean the client, not the target, was the limit.",
+        "the IOPS. Client cores are the client's own CPU time (its processes and their "
+        "children); client CPUs busy is how busy the CPUs the clients are pinned to were, "
+        "whoever used them (the client, kernel workers of the loop device, softirqs of the "
+        "loopback network). Near 100%, the client side, not the target, was the limit.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _pct(share):
+    return "-" if share is None else f"{share * 100:.0f}%"
 
 
 def write_json(path, document):

@@ -145,8 +145,12 @@ class Lunar(Target):
 
     name = "lunar"
 
-    def __init__(self, lunard, device, size_bytes, block_size, cores, poll_mode, log_path):
+    def __init__(self, lunard, device, size_bytes, block_size, cores, poll_mode, log_path,
+                 cpus=()):
         super().__init__()
+        # Every thread of lunard (its reactors pin themselves inside this set; the control
+        # and RPC threads stay in it too), as tgtd's.
+        self.cpus = list(cpus)
         self.lunard = lunard
         self.device = device
         self.size_bytes = size_bytes
@@ -162,7 +166,8 @@ class Lunar(Target):
     def start(self):
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [self.lunard, "--cores", str(self.cores), "--poll-mode", self.poll_mode,
+            [*taskset(self.cpus), self.lunard, "--cores", str(self.cores),
+             "--poll-mode", self.poll_mode,
              "--listen", f"127.0.0.1:{self.port}", "--state-dir", self.state_dir,
              "--rpc-socket", self.socket_path, "--log-level", "warn"],
             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,

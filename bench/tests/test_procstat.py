@@ -1,6 +1,7 @@
 """CPU and memory figures from /proc."""
 
 import os
+import subprocess
 import time
 import unittest
 
@@ -39,6 +40,41 @@ class ProcStatTest(unittest.TestCase):
         tick = 1 / procstat.CLOCK_TICKS_PER_S
         self.assertGreater(cores, 0.0)
         self.assertLessEqual(cores * 0.4, cpu_used + 2 * tick)
+
+    def test_proc_stat_counts_the_given_cpus(self):
+        text = (
+            "cpu  100 0 50 1000 10 0 5 0 0 0\n"
+            "cpu0 60 0 30 400 5 0 3 0 0 0\n"
+            "cpu1 40 0 20 600 5 0 2 0 0 0\n"
+            "intr 12345\n"
+        )
+        self.assertEqual(procstat.parse_proc_stat_cpus(text, [1]), (62, 667))
+        self.assertEqual(procstat.parse_proc_stat_cpus(text, [0, 1]), (155, 1165))
+        self.assertEqual(procstat.parse_proc_stat_cpus(text, [7]), (0, 0))
+
+    def test_children_count_in_a_process_tree(self):
+        # A child that burns CPU shows in its parent's tree, not in the parent alone.
+        child = subprocess.Popen(
+            ["python3", "-c", "import time\nend = time.time() + 0.6\nwhile time.time() < end: pass"]
+        )
+        try:
+            time.sleep(0.5)
+            self.assertIn(child.pid, procstat.child_pids(os.getpid()))
+            own = procstat.cpu_seconds(os.getpid())
+            tree = procstat.tree_cpu_seconds(os.getpid())
+            self.assertGreater(tree, own)
+        finally:
+            child.wait()
+
+    def test_window_sampler_reports_cpu_sets(self):
+        now = time.monotonic()
+        sampler = procstat.WindowSampler({}, now + 0.05, now + 0.3, cpu_sets={"all": [0]})
+        end = now + 0.35
+        while time.monotonic() < end:
+            pass
+        busy = sampler.result()["all"]
+        self.assertGreaterEqual(busy, 0.0)
+        self.assertLessEqual(busy, 1.0)
 
     def test_window_sampler_cut_short_reports_nothing(self):
         now = time.monotonic()

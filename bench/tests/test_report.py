@@ -15,7 +15,7 @@ def metrics(iops, bw=None, p50=None, p99=None):
 
 def row(cell, target, m, cpu=None):
     return {"cell": cell, "title": cell, "target": target, "metrics": m, "error": None,
-            "target_cpu_us_per_io": cpu, "client_cpu_cores": 0.5}
+            "target_cpu_us_per_io": cpu, "client_cpu_cores": 0.5, "client_cpus_busy": 0.75}
 
 
 def document():
@@ -32,7 +32,8 @@ def document():
         row("fio-128k-write-4j", "lunar", metrics(12000, bw=1500 << 20)),
         row("iscsi-perf-4k-qd32", "tgt", metrics(28000)),
         row("iscsi-perf-4k-qd32", "lunar", metrics(150000)),
-        row("load-4k-randread-8s", "lunar", metrics(200000)),
+        row("load-4k-randread-8s", "tgt", metrics(25000), 40),
+        row("load-4k-randread-8s", "lunar", metrics(200000), 5),
         row("load-4k-randread-64s", "lunar", metrics(190000)),
         row("raw-4k-randread-qd32", "raw", metrics(230000, p50=100, p99=200)),
     ]
@@ -65,6 +66,9 @@ class GoalsTest(unittest.TestCase):
         cpu = goals["target CPU per 4 KiB I/O (fio randread 8 jobs)"]
         self.assertAlmostEqual(cpu["value"], 41 / 4)
         self.assertTrue(cpu["met"])
+        saturated = goals["target CPU per 4 KiB I/O, both targets saturated (lunar-load randread 8 x QD16)"]
+        self.assertAlmostEqual(saturated["value"], 40 / 5)
+        self.assertTrue(saturated["met"])
         p50 = goals["4 KiB QD1 randread p50 latency"]
         self.assertAlmostEqual(p50["value"], 50 / 127)
         self.assertTrue(p50["met"])
@@ -90,6 +94,7 @@ class MarkdownTest(unittest.TestCase):
         self.assertIn("raw io_uring: 230,000 IOPS", text)
         self.assertIn("32.0 KiB per session", text)
         self.assertIn("| ≥ 3.0 | no |", text)
+        self.assertIn("| 0.50/0.50 | 75%/75% |", text)
 
 
 class ChartTest(unittest.TestCase):

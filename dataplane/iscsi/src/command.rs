@@ -16,6 +16,7 @@ use lunar_wire::iscsi::initiator::{DataOutHeader, ScsiCommandHeader};
 use lunar_wire::iscsi::target::ReadyToTransferHeader;
 use lunar_wire::iscsi::{lun, Frame, Pdu, RESERVED_TAG};
 
+use crate::cdb_bytes::CdbBytes;
 use crate::completion::STATUS_CHECK_CONDITION;
 use crate::connection::{Action, Connection, ScsiCommand, SessionKind, TaskId};
 use crate::tasks::{
@@ -99,8 +100,8 @@ impl Connection {
             return;
         }
         let cdb = match ahs::extended_cdb(frame.ahs) {
-            Ok(Some(tail)) => [cmd.cdb.as_slice(), tail].concat(),
-            Ok(None) => cmd.cdb.to_vec(),
+            Ok(Some(tail)) => CdbBytes::new(&cmd.cdb, tail),
+            Ok(None) => CdbBytes::new(&cmd.cdb, &[]),
             Err(_) => {
                 self.reject(reject_reason::INVALID_PDU_FIELD, frame.bhs_bytes);
                 return;

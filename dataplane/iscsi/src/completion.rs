@@ -49,23 +49,31 @@ pub(crate) fn residual(
 }
 
 impl Connection {
-    pub(crate) fn complete_command(&mut self, itt: u32, result: &CommandResult<'_>, _now_ms: u64) {
+    /// Queues the response of a command; with `buffer`, its data-in is borrowed from that
+    /// reactor buffer instead of copied (returns whether the response refers to it).
+    pub(crate) fn complete_command(
+        &mut self,
+        itt: u32,
+        result: &CommandResult<'_>,
+        buffer: Option<u64>,
+    ) -> bool {
         if !matches!(
             self.tasks.get(itt).map(|t| &t.state),
             Some(TaskState::Executing)
         ) {
             tracing::debug!(itt, "completion for a task that is not executing");
-            return;
+            return false;
         }
         let Some(task) = self.tasks.remove(itt) else {
-            return;
+            return false;
         };
         self.seq.release();
+        let mut borrowed = false;
         if task.aborted {
             tracing::debug!(itt, "aborted command finished; its response is dropped");
             self.on_aborted_task_done(itt);
         } else {
-            self.send_command_result(&task, result);
+            borrowed = self.send_command_result(&task, result, buffer);
         }
         if let Some(logout) = self.logout {
             if self.tasks.executing() == 0 {
@@ -74,9 +82,15 @@ impl Connection {
                 self.deferred_actions.append(&mut actions);
             }
         }
+        borrowed
     }
 
-    fn send_command_result(&mut self, task: &Task, result: &CommandResult<'_>) {
+    fn send_command_result(
+        &mut self,
+        task: &Task,
+        result: &CommandResult<'_>,
+        buffer: Option<u64>,
+    ) -> bool {
         let data_in: &[u8] = if task.read {
             let len = result.data_in.len().min(task.expected_len_bytes as usize);
             &result.data_in[..len]
@@ -92,7 +106,7 @@ impl Connection {
         let status_in_data =
             result.status == STATUS_GOOD && result.sense.is_empty() && !data_in.is_empty();
         let status = status_in_data.then_some((result.status, residual));
-        let data_pdus = self.send_data_in(task, data_in, status);
+        let data_pdus = self.send_data_in(task, data_in, status, buffer);
         if !status_in_data {
             self.send_scsi_response(
                 task.itt,
@@ -102,11 +116,19 @@ impl Connection {
                 data_pdus.wrapping_add(task.r2ts_sent),
             );
         }
+        buffer.is_some() && data_pdus > 0
     }
 
-    /// Sends `data` as Data-In PDUs; the last one carries `status` when given. Returns the
-    /// number of PDUs sent.
-    fn send_data_in(&mut self, task: &Task, data: &[u8], status: Option<(u8, Residual)>) -> u32 {
+    /// Sends `data` as Data-In PDUs (borrowed from the reactor's `buffer`, whose start `data`
+    /// is, when given); the last one carries `status` when given. Returns the number of PDUs
+    /// sent.
+    fn send_data_in(
+        &mut self,
+        task: &Task,
+        data: &[u8],
+        status: Option<(u8, Residual)>,
+        buffer: Option<u64>,
+    ) -> u32 {
         let max_pdu = self.params.max_xmit_data_segment_len_bytes.max(1) as usize;
         let max_burst = self.params.max_burst_len_bytes.max(1) as usize;
         let mut offset = 0usize;
@@ -144,7 +166,13 @@ impl Connection {
                 pdu_status,
                 seq,
             );
-            self.send.push(&header, &[&data[offset..end]]);
+            match buffer {
+                Some(buffer) => {
+                    self.send
+                        .push_borrowed(&header, &data[offset..end], buffer, offset)
+                }
+                None => self.send.push(&header, &[&data[offset..end]]),
+            }
             data_sn = data_sn.wrapping_add(1);
             offset = end;
         }

@@ -9,10 +9,12 @@ use std::fmt;
 use lunar_wire::iscsi::{DigestKind, FrameLimits};
 
 pub use crate::catalog::{ChapConfig, ChapConfigError, TargetCatalog};
+pub use crate::cdb_bytes::CdbBytes;
 use crate::entropy::Entropy;
 use crate::keepalive::KeepAlive;
 use crate::login::LoginState;
 use crate::params::SessionParams;
+pub use crate::sendq::BorrowedData;
 use crate::sendq::{SendQueue, SEND_HIGH_WATER_BYTES};
 use crate::seq::Sequencer;
 use crate::tasks::Tasks;
@@ -89,7 +91,7 @@ pub struct ScsiCommand {
     /// 16384 that matches no configured LUN.
     pub lun: u64,
     /// CDB bytes (16 for the BHS CDB, longer with an Additional Header Segment).
-    pub cdb: Vec<u8>,
+    pub cdb: CdbBytes,
     /// Expected Data Transfer Length from the SCSI Command PDU.
     pub expected_len_bytes: u32,
     /// Whether the initiator set the R (read) / W (write) flags.
@@ -344,7 +346,26 @@ impl Connection {
         if self.phase != Phase::FullFeature {
             return;
         }
-        self.complete_command(task.0, &result, now_ms);
+        self.complete_command(task.0, &result, None);
+    }
+
+    /// [`Connection::on_command_done`] for data-in that stays in the reactor's buffer
+    /// `buffer`: `result.data_in` is that buffer's content from its start. Returns true when
+    /// the queued response refers to it ([`BorrowedData`]): the reactor keeps the buffer
+    /// unchanged until those bytes are sent. False when nothing refers to it (no data sent,
+    /// the task was aborted, the connection is not in its full feature phase).
+    pub fn on_command_done_borrowing(
+        &mut self,
+        task: TaskId,
+        result: CommandResult<'_>,
+        buffer: u64,
+        now_ms: u64,
+    ) -> bool {
+        self.clock_ms = self.clock_ms.max(now_ms);
+        if self.phase != Phase::FullFeature {
+            return false;
+        }
+        self.complete_command(task.0, &result, Some(buffer))
     }
 
     /// Advance timers (NOP-In keep-alive, login timeout, Data-Out timeout).
@@ -354,7 +375,9 @@ impl Connection {
         self.check_timers(now_ms, actions);
     }
 
-    /// Bytes waiting to be sent.
+    /// Bytes waiting to be sent, for a reader that consumes them in place with
+    /// [`Connection::consume_sent`] (it never uses [`Connection::on_command_done_borrowing`],
+    /// whose data only [`Connection::take_send`] hands out).
     pub fn send_buf(&self) -> &[u8] {
         self.send.pending()
     }
@@ -364,11 +387,30 @@ impl Connection {
         self.send.consume(n);
     }
 
+    /// Move everything waiting to be sent to the end of `bytes` and `borrowed` (see
+    /// [`BorrowedData`]), without copying when both are empty: the buffers trade places, so
+    /// their allocations are reused for what comes next. The reactor sends from them while
+    /// the state machine keeps queueing.
+    pub fn take_send(&mut self, bytes: &mut Vec<u8>, borrowed: &mut Vec<BorrowedData>) {
+        self.send.take_into(bytes, borrowed);
+    }
+
+    /// Bytes waiting to be sent, borrowed data included.
+    pub fn send_pending_len_bytes(&self) -> usize {
+        self.send.len_bytes()
+    }
+
     /// Whether the reactor should keep reading from the socket (false while the connection is
     /// applying backpressure or closing).
     pub fn wants_recv(&self) -> bool {
+        self.wants_recv_while_sending(0)
+    }
+
+    /// [`Connection::wants_recv`] when `in_flight_bytes` taken with
+    /// [`Connection::take_send_buf`] are not sent yet: they count against the same bound.
+    pub fn wants_recv_while_sending(&self, in_flight_bytes: usize) -> bool {
         self.phase != Phase::Closed
-            && self.send.len_bytes() < SEND_HIGH_WATER_BYTES
+            && self.send.len_bytes().saturating_add(in_flight_bytes) < SEND_HIGH_WATER_BYTES
             && self.tasks.executing() < self.seq.queue_depth()
     }
 

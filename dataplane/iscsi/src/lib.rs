@@ -11,6 +11,7 @@
 //! [`TargetCatalog`] it consults.
 //!
 //! Modules: [`connection`] (contract), `catalog` (targets, CHAP credentials, access lists),
+//! `cdb_bytes` (a command's CDB without a heap allocation),
 //! `intake` (framing, digests, ExpStatSN), `login` (login phase), `security` (AuthMethod),
 //! `chap` and `md5` (CHAP), `entropy` (challenge randomness), `negotiate` (operational keys),
 //! `params` (negotiated values), `ffp` (full feature phase dispatch, NOP, logout, reject),
@@ -22,6 +23,7 @@
 pub mod connection;
 
 mod catalog;
+mod cdb_bytes;
 mod chap;
 mod command;
 mod completion;
@@ -47,9 +49,10 @@ mod tests;
 pub use catalog::{
     MAX_CHAP_SECRET_LEN_BYTES, MAX_CHAP_USERNAME_LEN_BYTES, MIN_CHAP_SECRET_LEN_BYTES,
 };
+pub use cdb_bytes::{CdbBytes, CDB_INLINE_LEN_BYTES};
 pub use connection::{
-    Action, ChapConfig, ChapConfigError, CloseReason, CommandResult, ConnConfig, Connection,
-    ResetFunction, ResetId, ResetOutcome, ResetScope, ScsiCommand, SessionIdentity, SessionKind,
-    TargetCatalog, TaskId,
+    Action, BorrowedData, ChapConfig, ChapConfigError, CloseReason, CommandResult, ConnConfig,
+    Connection, ResetFunction, ResetId, ResetOutcome, ResetScope, ScsiCommand, SessionIdentity,
+    SessionKind, TargetCatalog, TaskId,
 };
 pub use tasks::{MAX_COMMAND_DATA_OUT_BYTES, MAX_SOLICITED_DATA_OUT_BYTES};

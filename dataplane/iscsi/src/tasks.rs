@@ -2,7 +2,11 @@
 //! data-out or executing in the reactor), the state of its write data (unsolicited sequence,
 //! outstanding R2Ts), the data-out buffer pool, and the named bounds on buffered write data.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use lunar_wire::keyhash::KeyHashMap;
+
+use crate::cdb_bytes::CdbBytes;
 
 /// Largest Expected Data Transfer Length accepted for a write; larger writes are refused with
 /// CHECK CONDITION before any data is solicited. The device model should report a maximum
@@ -87,7 +91,7 @@ pub(crate) struct Task {
     pub itt: u32,
     pub lun: u64,
     pub lun_field: [u8; 8],
-    pub cdb: Vec<u8>,
+    pub cdb: CdbBytes,
     pub expected_len_bytes: u32,
     pub read: bool,
     pub write: bool,
@@ -102,7 +106,7 @@ pub(crate) struct Task {
 
 #[derive(Debug)]
 pub(crate) struct Tasks {
-    map: HashMap<u32, Task>,
+    map: KeyHashMap<u32, Task>,
     pool: Vec<Vec<u8>>,
     solicited_bytes: u64,
     /// Writes waiting for a share of the solicited data budget, oldest first.
@@ -114,7 +118,7 @@ pub(crate) struct Tasks {
 impl Tasks {
     pub fn new(queue_depth: u32) -> Tasks {
         Tasks {
-            map: HashMap::with_capacity(queue_depth as usize),
+            map: KeyHashMap::with_capacity_and_hasher(queue_depth as usize, Default::default()),
             pool: Vec::new(),
             solicited_bytes: 0,
             waiting_for_budget: VecDeque::new(),
@@ -274,7 +278,7 @@ mod tests {
             itt,
             lun: 0,
             lun_field: [0; 8],
-            cdb: vec![0x2a],
+            cdb: CdbBytes::new(&[0x2a], &[]),
             expected_len_bytes: len,
             read: false,
             write: true,

@@ -318,33 +318,41 @@ impl Reactor {
         self.stats
             .record(cmd.volume_uid, kind, cmd.total_bytes, latency_us);
         let Reactor { conns, ring, .. } = self;
+        // Read data goes out straight from the buffer it was read into, which the connection
+        // then keeps until those bytes are sent.
+        let mut buffer_kept = false;
         if let Some(conn) = conns.get_mut(cmd.conn) {
             if let BlockOp::ExtendedCopy { .. } = cmd.io.op {
                 conn.nexus_for(cmd.lun)
                     .copy_finished(&cmd.io, reply.status == 0);
             }
-            let data_in: &[u8] = match (cmd.io.op, cmd.buf, reply.status) {
-                (BlockOp::Read, Some(buf), 0) => {
-                    &ring.bufs().slice(buf)[..cmd.total_bytes as usize]
-                }
-                _ => &reply.data_in,
-            };
             if !conn.is_closing() {
-                conn.iscsi.on_command_done(
-                    cmd.task,
-                    CommandResult {
-                        status: reply.status,
-                        sense: &reply.sense,
-                        data_in,
-                        scsi_transfer_len_bytes: reply.transfer_len_bytes,
-                    },
-                    now,
-                );
+                let mut result = CommandResult {
+                    status: reply.status,
+                    sense: &reply.sense,
+                    data_in: &reply.data_in,
+                    scsi_transfer_len_bytes: reply.transfer_len_bytes,
+                };
+                match (cmd.io.op, cmd.buf, reply.status) {
+                    (BlockOp::Read, Some(buf), 0) => {
+                        result.data_in = &ring.bufs().slice(buf)[..cmd.total_bytes as usize];
+                        buffer_kept = conn.iscsi.on_command_done_borrowing(
+                            cmd.task,
+                            result,
+                            buf.token(),
+                            now,
+                        );
+                        if buffer_kept {
+                            conn.out.keep_until_sent(buf);
+                        }
+                    }
+                    _ => conn.iscsi.on_command_done(cmd.task, result, now),
+                }
             }
             conn.commands -= 1;
             conn.iscsi.recycle(std::mem::take(&mut cmd.data_out));
         }
-        if let Some(buf) = cmd.buf.take() {
+        if let Some(buf) = cmd.buf.take().filter(|_| !buffer_kept) {
             self.ring.bufs_mut().free(buf);
         }
         self.tables.unpin(cmd.generation);

@@ -2,7 +2,6 @@
 //! state machine it feeds, and the lifecycle (accept → serve → flush → shutdown → close).
 //! A connection is freed only when no socket operation and no command still refers to it.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
@@ -12,9 +11,11 @@ use std::sync::Arc;
 
 use lunar_scsi::{NexusId, NexusState};
 use lunar_uring::UserData;
+use lunar_wire::keyhash::KeyHashMap;
 
 use crate::mailbox::FromReactor;
 use crate::net;
+use crate::outgoing::{Outgoing, SendPlan};
 use crate::reactor::{Op, Reactor};
 use crate::requests::{Nexus, RequestKind};
 use crate::snapshot::ChapAuth;
@@ -33,10 +34,12 @@ pub struct Conn {
     portals: Vec<String>,
     recv_buf: Box<[u8]>,
     recv_armed: bool,
-    /// Bytes taken from the state machine and being sent; stable while a send is armed.
-    send_staging: Vec<u8>,
-    send_done: usize,
+    /// What is being sent: taken from the state machine (by swapping buffers), with the read
+    /// data it borrows; stable while a send is armed.
+    pub(crate) out: Outgoing,
     send_armed: bool,
+    /// The connection is in the reactor's list of connections to flush this turn.
+    flush_queued: bool,
     /// Commands issued by this connection that have not completed.
     pub(crate) commands: u32,
     closing_since_ms: Option<u64>,
@@ -49,7 +52,7 @@ pub struct Conn {
     pub(crate) session_key: Option<String>,
     /// The I_T nexus of this session, for the device model (reservations, unit attentions).
     pub(crate) nexus_id: Option<Arc<NexusId>>,
-    pub(crate) nexus: HashMap<u64, NexusState>,
+    pub(crate) nexus: KeyHashMap<u64, NexusState>,
 }
 
 impl Conn {
@@ -71,7 +74,7 @@ impl Conn {
     }
 
     fn has_unsent(&self) -> bool {
-        self.send_done < self.send_staging.len() || !self.iscsi.send_buf().is_empty()
+        self.out.unsent_bytes() > 0 || self.iscsi.send_pending_len_bytes() > 0
     }
 }
 
@@ -183,9 +186,9 @@ impl Reactor {
             portals,
             recv_buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
             recv_armed: false,
-            send_staging: Vec::new(),
-            send_done: 0,
+            out: Outgoing::default(),
             send_armed: false,
+            flush_queued: false,
             commands: 0,
             closing_since_ms: None,
             shutdown_sent: false,
@@ -193,7 +196,7 @@ impl Reactor {
             target: None,
             session_key: None,
             nexus_id: None,
-            nexus: HashMap::new(),
+            nexus: KeyHashMap::default(),
         };
         match self.conns.insert(conn) {
             Ok(id) => {
@@ -273,7 +276,7 @@ impl Reactor {
             self.begin_close(id, reason, true);
             return;
         }
-        conn.send_done += result as usize;
+        conn.out.sent(result as usize);
         self.pump(id);
     }
 
@@ -428,29 +431,51 @@ impl Reactor {
         self.pump(id);
     }
 
-    /// Move the connection forward: send what is queued, keep a receive armed, finish closing.
+    /// Ask for the connection to be moved forward at the end of this loop turn (see
+    /// [`Reactor::flush_connections`]), so that everything it queues during the turn goes
+    /// out in one send.
     pub(crate) fn pump(&mut self, id: UserData) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
+        if !conn.flush_queued {
+            conn.flush_queued = true;
+            self.to_flush.push(id);
+        }
+    }
+
+    /// Move forward every connection asked for this turn: one send of everything queued, a
+    /// receive kept armed, closing finished.
+    pub(crate) fn flush_connections(&mut self) {
+        // Flushing may ask for more (appended, and flushed by this same walk).
+        let mut next = 0;
+        while let Some(&id) = self.to_flush.get(next) {
+            next += 1;
+            self.flush(id);
+        }
+        self.to_flush.clear();
+    }
+
+    fn flush(&mut self, id: UserData) {
+        let Reactor { conns, ring, .. } = self;
+        let Some(conn) = conns.get_mut(id) else {
+            return;
+        };
+        conn.flush_queued = false;
         if !conn.send_armed && !conn.shutdown_sent {
-            if conn.send_done == conn.send_staging.len() {
-                conn.send_staging.clear();
-                conn.send_done = 0;
-                let pending = conn.iscsi.send_buf();
-                if !pending.is_empty() {
-                    let n = pending.len();
-                    conn.send_staging.extend_from_slice(pending);
-                    conn.iscsi.consume_sent(n);
-                }
-            }
-            if conn.send_done < conn.send_staging.len() {
-                let fd = conn.raw_fd();
-                let rest = &conn.send_staging[conn.send_done..];
-                let entry = opcode::Send::new(types::Fd(fd), rest.as_ptr(), rest.len() as u32)
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build();
-                // SAFETY: `send_staging` is not touched while `send_armed` is set, and the
+            conn.out.refill(&mut conn.iscsi, ring.bufs_mut());
+            if let Some(plan) = conn.out.plan(ring.bufs_mut()) {
+                let fd = types::Fd(conn.raw_fd());
+                let entry = match plan {
+                    SendPlan::Contiguous { ptr, len } => opcode::Send::new(fd, ptr, len)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build(),
+                    SendPlan::Gathered { msg } => opcode::SendMsg::new(fd, msg)
+                        .flags(libc::MSG_NOSIGNAL as u32)
+                        .build(),
+                };
+                // SAFETY: the bytes, the iovecs, the message header and the borrowed pool
+                // buffers are not touched or freed while `send_armed` is set, and the
                 // connection (and its fd) lives until no socket operation is armed.
                 if unsafe { self.push_op(entry, Op::Send(id)) }.is_some() {
                     self.conns.get_mut(id).expect("live").send_armed = true;
@@ -462,7 +487,8 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if !conn.recv_armed && !conn.is_closing() && conn.iscsi.wants_recv() {
+        let unsent = conn.out.unsent_bytes();
+        if !conn.recv_armed && !conn.is_closing() && conn.iscsi.wants_recv_while_sending(unsent) {
             let fd = conn.raw_fd();
             let entry = opcode::Recv::new(
                 types::Fd(fd),
@@ -505,6 +531,7 @@ impl Reactor {
         let Some(mut conn) = self.conns.remove(id) else {
             return;
         };
+        conn.out.release(self.ring.bufs_mut());
         if let (Some(nexus), Some(target)) = (conn.nexus_id.take(), conn.target.take()) {
             self.notify_control(RequestKind::NexusLost {
                 target,

@@ -13,6 +13,7 @@ pub mod dataplane;
 mod dirty;
 mod mailbox;
 mod net;
+mod outgoing;
 mod pieces;
 mod portals;
 mod range_locks;

@@ -4,12 +4,14 @@
 //! 1. mailbox — install new table generations, answer stats requests, shutdown;
 //! 2. reap — a bounded batch of completions, each dispatched by its [`Op`];
 //! 3. connections — timers (keep-alive, close linger) every tick, parked commands retried;
+//!    then every connection that has something to send gets one send with all of it, and a
+//!    receive is kept armed;
 //! 4. generations — retire old tables nothing pins, report "drained";
 //! 5. submit — one io_uring_enter for everything queued this turn;
 //! 6. spin or park — busy mode loops at once; adaptive mode spins a while, then sleeps in
 //!    io_uring_enter until a completion, the mailbox eventfd or the tick timeout wakes it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use io_uring::{opcode, types};
 use lunar_iscsi::{Action, ConnConfig};
 use lunar_uring::{BufPool, Completion, OpSlab, Ring, UserData};
 use lunar_volume::{Extent, PlanStep, ReadBalancer};
+use lunar_wire::keyhash::KeyHashMap;
 
 use crate::command::Cmd;
 use crate::conn::Conn;
@@ -93,12 +96,14 @@ pub struct Reactor {
     pub(crate) parked: VecDeque<UserData>,
     /// Connections whose send or receive could not be queued, retried each turn.
     pub(crate) starved_conns: Vec<UserData>,
+    /// Connections to move forward at the end of this turn (each at most once).
+    pub(crate) to_flush: Vec<UserData>,
     pub(crate) actions: Vec<Action>,
     pub(crate) extents: Vec<Extent>,
     /// Plans of finished commands, kept for reuse (no allocation per command).
     pub(crate) step_lists: Vec<Vec<PlanStep>>,
     /// Mirror read balancing, per volume uid.
-    pub(crate) balancers: HashMap<u64, ReadBalancer>,
+    pub(crate) balancers: KeyHashMap<u64, ReadBalancer>,
     completions: Vec<Completion>,
     released: Vec<Arc<Snapshot>>,
     outbox_backlog: VecDeque<FromReactor>,
@@ -142,10 +147,11 @@ impl Reactor {
             resets: Resets::default(),
             parked: VecDeque::new(),
             starved_conns: Vec::new(),
+            to_flush: Vec::with_capacity(CONNECTIONS_PER_REACTOR_MAX),
             actions: Vec::new(),
             extents: Vec::new(),
             step_lists: Vec::new(),
-            balancers: HashMap::new(),
+            balancers: KeyHashMap::default(),
             completions: Vec::with_capacity(REAP_BATCH),
             released: Vec::new(),
             outbox_backlog: VecDeque::new(),
@@ -230,6 +236,7 @@ impl Reactor {
             self.arm_wake();
             worked |= self.reap_and_dispatch();
             self.service_connections();
+            self.flush_connections();
             self.retire_tables();
             self.flush_outbox_backlog();
             if self.shutting_down

@@ -1,9 +1,8 @@
 //! Per-volume I/O counters each reactor keeps (ops, bytes, latency histogram in µs), keyed by
 //! the volume's stable uid; the control thread merges them across reactors.
 
-use std::collections::HashMap;
-
 use hdrhistogram::Histogram;
+use lunar_wire::keyhash::KeyHashMap;
 
 /// Highest latency the histogram tracks exactly (µs); larger values saturate.
 pub const LATENCY_US_MAX_TRACKED: u64 = 60_000_000;
@@ -45,7 +44,7 @@ impl VolumeCounters {
 /// A reactor's counters.
 #[derive(Default)]
 pub struct ReactorStats {
-    volumes: HashMap<u64, VolumeCounters>,
+    volumes: KeyHashMap<u64, VolumeCounters>,
 }
 
 /// What kind of I/O finished.

@@ -27,6 +27,25 @@ impl BufId {
     pub fn class(self) -> BufClass {
         self.class
     }
+
+    /// The id as a number, for code that names buffers without knowing the pool (the iSCSI
+    /// state machine's borrowed data); [`BufId::from_token`] turns it back.
+    pub fn token(self) -> u64 {
+        (self.class as u64) << 32 | u64::from(self.index)
+    }
+
+    /// The id a [`BufId::token`] came from; `None` for a number no id gives.
+    pub fn from_token(token: u64) -> Option<BufId> {
+        let class = match token >> 32 {
+            0 => BufClass::Small,
+            1 => BufClass::Large,
+            _ => return None,
+        };
+        Some(BufId {
+            class,
+            index: token as u32,
+        })
+    }
 }
 
 struct Class {
@@ -174,5 +193,9 @@ mod tests {
         assert_eq!(pool.available(BufClass::Small), 1);
         pool.slice_mut(b)[0] = 7;
         assert_eq!(pool.slice(b)[0], 7);
+        for id in [a, b, c] {
+            assert_eq!(BufId::from_token(id.token()), Some(id));
+        }
+        assert_eq!(BufId::from_token(2 << 32), None);
     }
 }

@@ -33,11 +33,22 @@ pub struct Ring {
 impl Ring {
     /// A ring of `entries` submission slots with `pool` registered as fixed buffers.
     pub fn new(entries: u32, mut pool: BufPool) -> io::Result<Ring> {
+        // Completion work (socket and block completions) waits until the reactor enters the
+        // ring to collect it, instead of interrupting it: the taskrun flag tells when.
+        // Kernels before 6.1 lack deferred task work, those before 5.19 cooperative task
+        // running: fall back step by step.
         let ring = IoUring::builder()
             .setup_single_issuer()
-            .setup_coop_taskrun()
+            .setup_defer_taskrun()
             .setup_taskrun_flag()
             .build(entries)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_single_issuer()
+                    .setup_coop_taskrun()
+                    .setup_taskrun_flag()
+                    .build(entries)
+            })
             .or_else(|_| IoUring::new(entries))?;
         let iovecs = pool.iovecs();
         // SAFETY: the iovecs point into `pool`'s mappings, which `Ring` owns and which outlive

@@ -666,7 +666,7 @@ fn extended_cdb_from_the_additional_header_segment() {
     cmd[4] = (ahs.len() / 4) as u8;
     cmd.splice(48..48, ahs);
     ini.send(&cmd);
-    assert_eq!(ini.expect_execute().cdb, cdb.to_vec());
+    assert_eq!(&ini.expect_execute().cdb[..], &cdb[..]);
 }
 
 #[test]

@@ -184,3 +184,43 @@ fn a_corrupt_command_is_discarded_and_may_be_sent_again() {
     ini.send(&again);
     assert_eq!(ini.expect_execute().data_out, vec![5; 512]);
 }
+
+#[test]
+fn borrowed_data_in_is_the_same_on_the_wire_as_copied_data_in() {
+    // Split by the 512-byte segment length, with and without digests, GOOD and with a
+    // residual, or CHECK CONDITION (no data sent, nothing borrowed).
+    for (header, data) in [("None", "None"), ("CRC32C", "CRC32C"), ("None", "CRC32C")] {
+        for (expected_len, data_len, status) in [(2048, 2048, 0), (4096, 1500, 0), (512, 0, 2)] {
+            let mut copied = logged_in(header, data);
+            let mut borrowing = logged_in(header, data);
+            let data_in: Vec<u8> = (0..data_len).map(|i| (i * 13 % 251) as u8).collect();
+            let sense: &[u8] = if status == 0 {
+                &[]
+            } else {
+                &[0x70, 0, 5, 0, 0, 0, 0, 0]
+            };
+            let mut itts = Vec::new();
+            for ini in [&mut copied, &mut borrowing] {
+                let itt = ini.itt();
+                itts.push(itt);
+                let cmd = ini.scsi_command(itt, &read10(8), true, false, true, expected_len, &[]);
+                ini.send(&cmd);
+                ini.expect_execute();
+            }
+            copied.complete(itts[0], status, sense, &data_in, 4096);
+            let used = borrowing.complete_borrowing(itts[1], status, sense, &data_in, 4096);
+            assert_eq!(
+                used,
+                data_len > 0 && status == 0,
+                "{header}/{data} {data_len}"
+            );
+            let (a, b) = (copied.recv(), borrowing.recv());
+            assert!(!a.is_empty());
+            assert_eq!(a.len(), b.len());
+            for (a, b) in a.iter().zip(&b) {
+                assert_eq!(a.bhs, b.bhs);
+                assert_eq!(a.data, b.data);
+            }
+        }
+    }
+}

@@ -207,6 +207,8 @@ pub struct Initiator {
     /// and `recv` checks and strips them.
     pub header_digest: bool,
     pub data_digest: bool,
+    /// The reactor-side buffers of responses completed with `complete_borrowing`, by name.
+    borrowed_buffers: Vec<Vec<u8>>,
 }
 
 /// The keys a typical initiator proposes in the operational stage.
@@ -237,6 +239,7 @@ impl Initiator {
             catalog: &Catalog,
             header_digest: false,
             data_digest: false,
+            borrowed_buffers: Vec::new(),
         }
     }
 
@@ -296,8 +299,15 @@ impl Initiator {
 
     /// Everything the target has queued, decoded (and drained).
     pub fn recv(&mut self) -> Vec<Received> {
-        let bytes = self.conn.send_buf().to_vec();
-        self.conn.consume_sent(bytes.len());
+        // What a reactor sends: the queued bytes with the borrowed data gathered in.
+        let mut bytes = Vec::new();
+        let mut borrowed = Vec::new();
+        self.conn.take_send(&mut bytes, &mut borrowed);
+        for b in borrowed.iter().rev() {
+            let buffer = &self.borrowed_buffers[b.buffer as usize];
+            let data = &buffer[b.offset_bytes..b.offset_bytes + b.len_bytes];
+            bytes.splice(b.at_bytes..b.at_bytes, data.iter().copied());
+        }
         let kind = |on: bool| {
             if on {
                 DigestKind::Crc32c
@@ -629,6 +639,33 @@ impl Initiator {
             },
             self.now_ms,
         );
+    }
+}
+
+impl Initiator {
+    /// Completes a command as the reactor does for reads: the data stays in its buffer.
+    /// Returns whether the queued response borrowed it.
+    pub fn complete_borrowing(
+        &mut self,
+        itt: u32,
+        status: u8,
+        sense: &[u8],
+        data_in: &[u8],
+        scsi_len: u32,
+    ) -> bool {
+        let buffer = self.borrowed_buffers.len() as u64;
+        self.borrowed_buffers.push(data_in.to_vec());
+        self.conn.on_command_done_borrowing(
+            TaskId(itt),
+            CommandResult {
+                status,
+                sense,
+                data_in,
+                scsi_transfer_len_bytes: scsi_len,
+            },
+            buffer,
+            self.now_ms,
+        )
     }
 }
 

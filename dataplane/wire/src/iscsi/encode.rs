@@ -1,7 +1,8 @@
 //! Appends target PDUs to a send buffer: the 48-byte header with TotalAHSLength and
 //! DataSegmentLength filled in, the header digest, the data segment, zero padding to a 4-byte
 //! boundary, and the data digest (digests only when negotiated, the data digest only when
-//! there is data).
+//! there is data). [`push_pdu_around`] appends everything but the data segment itself, for a
+//! sender that gathers the data from where it already is.
 
 use zerocopy::IntoBytes;
 
@@ -40,6 +41,55 @@ pub fn push_pdu_digested<T: Pdu>(
     data_digest_kind: DigestKind,
 ) -> Result<(), EncodeError> {
     let data_len: usize = parts.iter().map(|p| p.len()).sum();
+    let data_digest_kind = push_head(out, header, data_len, header_digest_kind, data_digest_kind)?;
+    let data_start = out.len();
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.resize(out.len() + (padded_len(data_len) - data_len), 0);
+    if data_digest_kind == DigestKind::Crc32c {
+        let digest = data_digest(&out[data_start..], &[]);
+        out.extend_from_slice(&digest);
+    }
+    Ok(())
+}
+
+/// Appends one PDU whose data segment is `data`, except the data bytes themselves: the header
+/// (and its digest), then the padding and the data digest computed over `data`. Returns the
+/// offset in `out` where the data belongs; the sender inserts `data` there on the wire.
+pub fn push_pdu_around<T: Pdu>(
+    out: &mut Vec<u8>,
+    header: &T,
+    data: &[u8],
+    header_digest_kind: DigestKind,
+    data_digest_kind: DigestKind,
+) -> Result<usize, EncodeError> {
+    let data_digest_kind = push_head(
+        out,
+        header,
+        data.len(),
+        header_digest_kind,
+        data_digest_kind,
+    )?;
+    let data_at = out.len();
+    let padding = [0u8; 3];
+    let padding = &padding[..padded_len(data.len()) - data.len()];
+    out.extend_from_slice(padding);
+    if data_digest_kind == DigestKind::Crc32c {
+        out.extend_from_slice(&data_digest(data, padding));
+    }
+    Ok(data_at)
+}
+
+/// Appends the header of a PDU with `data_len` bytes of data (and the header digest);
+/// returns the data digest kind that applies (none without data). Reserves the whole PDU.
+fn push_head<T: Pdu>(
+    out: &mut Vec<u8>,
+    header: &T,
+    data_len: usize,
+    header_digest_kind: DigestKind,
+    data_digest_kind: DigestKind,
+) -> Result<DigestKind, EncodeError> {
     let field = u32::try_from(data_len)
         .ok()
         .filter(|&len| len <= MAX_DATA_SEGMENT_LEN_BYTES)
@@ -67,16 +117,7 @@ pub fn push_pdu_digested<T: Pdu>(
         bhs.copy_from_slice(&out[start..start + BHS_LEN_BYTES]);
         out.extend_from_slice(&header_digest(&bhs, &[]));
     }
-    let data_start = out.len();
-    for part in parts {
-        out.extend_from_slice(part);
-    }
-    out.resize(out.len() + (padded_len(data_len) - data_len), 0);
-    if data_digest_kind == DigestKind::Crc32c {
-        let digest = data_digest(&out[data_start..], &[]);
-        out.extend_from_slice(&digest);
-    }
-    Ok(())
+    Ok(data_digest_kind)
 }
 
 #[cfg(test)]
@@ -176,6 +217,22 @@ mod tests {
                     );
                 }
                 other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_pdu_around_its_data_is_the_pdu_with_the_data_inserted() {
+        let header = NopInHeader::new([0; 8], 3, RESERVED_TAG, StatusSeq::default());
+        for digests in [DigestKind::None, DigestKind::Crc32c] {
+            for data in [&b""[..], b"a", b"abcde", b"abcdefgh"] {
+                let mut whole = vec![7u8];
+                push_pdu_digested(&mut whole, &header, &[data], digests, digests).expect("fits");
+                let mut around = vec![7u8];
+                let at =
+                    push_pdu_around(&mut around, &header, data, digests, digests).expect("fits");
+                around.splice(at..at, data.iter().copied());
+                assert_eq!(around, whole, "digests {digests:?}, {} bytes", data.len());
             }
         }
     }

@@ -84,15 +84,20 @@ fn validate(info: &CommandInfo, cdb: &[u8]) -> Result<[u8; CDB_MAX_LEN_BYTES], C
     })?;
     let mut fixed = [0u8; CDB_MAX_LEN_BYTES];
     fixed[..len].copy_from_slice(bytes);
-    let control_index = len - 1;
-    for (index, (&byte, &usage)) in bytes.iter().zip(info.usage).enumerate().skip(1) {
-        let allowed = if index == control_index {
-            !CONTROL_BYTE_MUST_BE_ZERO
-        } else if index == 1 && info.service_action.is_some() {
-            SERVICE_ACTION_MASK
-        } else {
-            usage
-        };
+    // The bits each byte may have set: byte 0 is the opcode, byte 1 of a service-action
+    // opcode holds the service action, the last byte is the control byte. One 128-bit test
+    // covers the common case; the offending byte is searched only for a bad CDB.
+    let mut allowed = [0u8; CDB_MAX_LEN_BYTES];
+    allowed[..len].copy_from_slice(&info.usage[..len]);
+    allowed[0] = u8::MAX;
+    if info.service_action.is_some() {
+        allowed[1] = SERVICE_ACTION_MASK;
+    }
+    allowed[len - 1] = !CONTROL_BYTE_MUST_BE_ZERO;
+    if u128::from_ne_bytes(fixed) & !u128::from_ne_bytes(allowed) == 0 {
+        return Ok(fixed);
+    }
+    for (index, (&byte, &allowed)) in fixed.iter().zip(&allowed).enumerate() {
         let offending = byte & !allowed;
         if offending != 0 {
             return Err(CdbError::InvalidField {

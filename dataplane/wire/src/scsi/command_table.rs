@@ -33,7 +33,7 @@ impl CommandInfo {
 const C: u8 = CONTROL_BYTE_USAGE;
 
 /// Every command the decoder knows, ordered by operation code then service action.
-pub static COMMANDS: &[CommandInfo] = &[
+pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         opcode: 0x00,
         service_action: None,
@@ -437,23 +437,51 @@ pub static COMMANDS: &[CommandInfo] = &[
     },
 ];
 
-/// Whether `opcode` is one of the opcodes whose byte 1 carries a service action.
+/// No entry in [`COMMANDS`] for an operation code.
+const NO_ENTRY: u8 = u8::MAX;
+
+/// For each operation code, the index in [`COMMANDS`] of its first entry, so a lookup reads
+/// one slot and the few entries of the code instead of walking the table.
+static FIRST_ENTRY: [u8; 256] = first_entries();
+
+const fn first_entries() -> [u8; 256] {
+    assert!(COMMANDS.len() < NO_ENTRY as usize);
+    let mut first = [NO_ENTRY; 256];
+    let mut index = COMMANDS.len();
+    while index > 0 {
+        index -= 1;
+        first[COMMANDS[index].opcode as usize] = index as u8;
+    }
+    first
+}
+
+/// The entries of `opcode` (consecutive: the table is sorted by operation code).
+fn entries(opcode: u8) -> &'static [CommandInfo] {
+    let first = FIRST_ENTRY[usize::from(opcode)];
+    if first == NO_ENTRY {
+        return &[];
+    }
+    let rest = &COMMANDS[usize::from(first)..];
+    let count = rest.iter().take_while(|info| info.opcode == opcode).count();
+    &rest[..count]
+}
+
+/// Whether `opcode` carries a service action in byte 1.
 pub fn has_service_actions(opcode: u8) -> bool {
-    COMMANDS
+    entries(opcode)
         .iter()
-        .any(|info| info.opcode == opcode && info.service_action.is_some())
+        .any(|info| info.service_action.is_some())
 }
 
 /// The table entry for `opcode` (and `service_action`, for opcodes that carry one; it is
 /// ignored for the others).
 pub fn command_info(opcode: u8, service_action: Option<u8>) -> Option<&'static CommandInfo> {
-    COMMANDS.iter().find(|info| {
-        info.opcode == opcode
-            && match info.service_action {
-                None => true,
-                Some(sa) => service_action == Some(sa),
-            }
-    })
+    entries(opcode)
+        .iter()
+        .find(|info| match info.service_action {
+            None => true,
+            Some(sa) => service_action == Some(sa),
+        })
 }
 
 #[cfg(test)]
@@ -503,5 +531,22 @@ mod tests {
         assert!(command_info(0x04, None).is_none());
         assert!(has_service_actions(0xa3));
         assert!(!has_service_actions(0x28));
+    }
+
+    #[test]
+    fn the_index_finds_what_a_walk_of_the_table_finds() {
+        for opcode in 0..=u8::MAX {
+            let walked: Vec<&CommandInfo> =
+                COMMANDS.iter().filter(|i| i.opcode == opcode).collect();
+            let indexed: Vec<&CommandInfo> = entries(opcode).iter().collect();
+            assert_eq!(walked, indexed, "opcode {opcode:#04x}");
+            for service_action in (0..32).map(Some).chain([None]) {
+                let found = COMMANDS.iter().find(|info| {
+                    info.opcode == opcode
+                        && (info.service_action.is_none() || info.service_action == service_action)
+                });
+                assert_eq!(command_info(opcode, service_action), found);
+            }
+        }
     }
 }
