@@ -407,7 +407,7 @@ impl Connection {
     }
 
     /// [`Connection::wants_recv`] when `in_flight_bytes` taken with
-    /// [`Connection::take_send_buf`] are not sent yet: they count against the same bound.
+    /// [`Connection::take_send`] are not sent yet: they count against the same bound.
     pub fn wants_recv_while_sending(&self, in_flight_bytes: usize) -> bool {
         self.phase != Phase::Closed
             && self.send.len_bytes().saturating_add(in_flight_bytes) < SEND_HIGH_WATER_BYTES
