@@ -1,5 +1,6 @@
-//! The reactor's side of a connection: the socket, its receive and send buffers, the iSCSI
-//! state machine it feeds, and the lifecycle (accept → serve → flush → shutdown → close).
+//! The reactor's side of a connection: the socket, its receive and send sides (`incoming`,
+//! `outgoing`), the iSCSI state machine it feeds, and the lifecycle (accept → serve → flush →
+//! shutdown → close).
 //! A connection is freed only when no socket operation and no command still refers to it.
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use lunar_scsi::{NexusId, NexusState};
 use lunar_uring::UserData;
 use lunar_wire::keyhash::KeyHashMap;
 
+use crate::incoming::Incoming;
 use crate::mailbox::FromReactor;
 use crate::net;
 use crate::outgoing::{Outgoing, SendPlan};
@@ -21,8 +23,6 @@ use crate::requests::{Nexus, RequestKind};
 use crate::snapshot::ChapAuth;
 use crate::tables::InstalledTable;
 
-/// Bytes one receive may bring in.
-pub const RECV_BUFFER_BYTES: usize = 64 * 1024;
 /// How long a closing connection may take to flush what it still has to send.
 pub const CLOSE_LINGER_MS: u64 = 2_000;
 
@@ -31,9 +31,9 @@ pub struct Conn {
     pub(crate) iscsi: Connection,
     peer: Option<SocketAddr>,
     /// `ip:port,tpgt` of the portals to report in SendTargets, this connection's own first.
-    portals: Vec<String>,
-    recv_buf: Box<[u8]>,
-    recv_armed: bool,
+    pub(crate) portals: Vec<String>,
+    /// The receive side (see `incoming`).
+    pub(crate) incoming: Incoming,
     /// What is being sent: taken from the state machine (by swapping buffers), with the read
     /// data it borrows; stable while a send is armed.
     pub(crate) out: Outgoing,
@@ -56,7 +56,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn raw_fd(&self) -> i32 {
+    pub(crate) fn raw_fd(&self) -> i32 {
         self.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1)
     }
 
@@ -79,10 +79,10 @@ impl Conn {
 }
 
 /// Target lookups for the iSCSI state machine over one table generation.
-struct CatalogView<'a> {
-    table: &'a InstalledTable,
+pub(crate) struct CatalogView<'a> {
+    pub(crate) table: &'a InstalledTable,
     /// `ip:port,tpgt` of every portal, the connection's own first.
-    portals: &'a [String],
+    pub(crate) portals: &'a [String],
 }
 
 impl TargetCatalog for CatalogView<'_> {
@@ -184,8 +184,7 @@ impl Reactor {
             iscsi: Connection::new(self.conn_config.clone(), self.now_ms()),
             peer,
             portals,
-            recv_buf: vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice(),
-            recv_armed: false,
+            incoming: Incoming::default(),
             out: Outgoing::default(),
             send_armed: false,
             flush_queued: false,
@@ -211,52 +210,6 @@ impl Reactor {
                 );
             }
         }
-    }
-
-    pub(crate) fn on_recv(&mut self, id: UserData, result: i32) {
-        let now = self.now_ms();
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        conn.recv_armed = false;
-        if conn.is_closing() {
-            self.pump(id);
-            return;
-        }
-        if result <= 0 {
-            if result == -libc::EAGAIN || result == -libc::EINTR || result == -libc::ENOBUFS {
-                self.pump(id);
-                return;
-            }
-            let reason = if result == 0 {
-                CloseReason::PeerClosed
-            } else {
-                CloseReason::ProtocolError(format!(
-                    "receive failed: {}",
-                    std::io::Error::from_raw_os_error(-result)
-                ))
-            };
-            self.begin_close(id, reason, true);
-            return;
-        }
-        let mut actions = std::mem::take(&mut self.actions);
-        {
-            let table = self.tables.current();
-            let conn = self.conns.get_mut(id).expect("checked above");
-            let catalog = CatalogView {
-                table,
-                portals: &conn.portals,
-            };
-            conn.iscsi.on_recv(
-                &conn.recv_buf[..result as usize],
-                &catalog,
-                now,
-                &mut actions,
-            );
-        }
-        self.apply_actions(id, &mut actions);
-        self.actions = actions;
-        self.pump(id);
     }
 
     pub(crate) fn on_send(&mut self, id: UserData, result: i32) {
@@ -484,26 +437,7 @@ impl Reactor {
                 }
             }
         }
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        let unsent = conn.out.unsent_bytes();
-        if !conn.recv_armed && !conn.is_closing() && conn.iscsi.wants_recv_while_sending(unsent) {
-            let fd = conn.raw_fd();
-            let entry = opcode::Recv::new(
-                types::Fd(fd),
-                conn.recv_buf.as_mut_ptr(),
-                conn.recv_buf.len() as u32,
-            )
-            .build();
-            // SAFETY: `recv_buf` is boxed, owned by the connection, and not read while
-            // `recv_armed` is set; the connection lives until no socket operation is armed.
-            if unsafe { self.push_op(entry, Op::Recv(id)) }.is_some() {
-                self.conns.get_mut(id).expect("live").recv_armed = true;
-            } else {
-                self.starved_conns.push(id);
-            }
-        }
+        self.keep_receiving(id);
         self.finish_close_if_idle(id);
     }
 
@@ -520,7 +454,7 @@ impl Reactor {
         }
         let conn = self.conns.get_mut(id).expect("live");
         // An armed receive completes with 0 once the shutdown lands.
-        if conn.recv_armed
+        if conn.incoming.armed
             || conn.send_armed
             || conn.shutdown_armed
             || conn.commands > 0

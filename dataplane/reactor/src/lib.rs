@@ -11,6 +11,7 @@ mod conn;
 mod control_requests;
 pub mod dataplane;
 mod dirty;
+mod incoming;
 mod mailbox;
 mod net;
 mod outgoing;

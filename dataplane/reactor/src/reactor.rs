@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
 use lunar_iscsi::{Action, ConnConfig};
-use lunar_uring::{BufPool, Completion, OpSlab, Ring, UserData};
+use lunar_uring::{BufPool, Completion, OpSlab, RecvBuffers, Ring, UserData};
 use lunar_volume::{Extent, PlanStep, ReadBalancer};
 use lunar_wire::keyhash::KeyHashMap;
 
@@ -26,6 +26,7 @@ use crate::command::Cmd;
 use crate::conn::Conn;
 use crate::control_requests::ControlRequests;
 use crate::dataplane::PollMode;
+use crate::incoming::{RECV_BUFFERS, RECV_BUFFER_BYTES};
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
 use crate::portals::Listeners;
 use crate::resets::Resets;
@@ -58,11 +59,12 @@ pub const PARKED_RETRY: Duration = Duration::from_micros(100);
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 
 /// What a submitted entry was for.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum Op {
     /// An accept on the listener with this id.
     Accept(u32),
     Wake,
+    /// A receive of this connection (a multishot one completes many times).
     Recv(UserData),
     Send(UserData),
     /// A connection's socket shutdown (its fd stays open until this completes).
@@ -128,9 +130,17 @@ impl Reactor {
             LARGE_BUFFERS,
             MAX_TRANSFER_BYTES as usize,
         )?;
+        let mut ring = Ring::new(RING_ENTRIES, pool)?;
+        let recv_buffers = RecvBuffers::new(RECV_BUFFERS, RECV_BUFFER_BYTES)?;
+        if let Err(e) = ring.provide_recv_buffers(recv_buffers) {
+            tracing::warn!(
+                reactor = id,
+                "no provided receive buffers ({e}): each connection receives into its own"
+            );
+        }
         Ok(Reactor {
             id,
-            ring: Ring::new(RING_ENTRIES, pool)?,
+            ring,
             ops: OpSlab::with_capacity(OPS_IN_FLIGHT_MAX),
             conns: OpSlab::with_capacity(CONNECTIONS_PER_REACTOR_MAX),
             cmds: OpSlab::with_capacity(COMMANDS_IN_FLIGHT_MAX),
@@ -240,7 +250,7 @@ impl Reactor {
             self.retire_tables();
             self.flush_outbox_backlog();
             if self.shutting_down
-                && ((self.conns.is_empty() && self.cmds.is_empty())
+                && ((self.conns.is_empty() && self.cmds.is_empty() && self.nothing_left_to_reap())
                     || self.now_ms() > shutdown_deadline)
             {
                 break;
@@ -344,18 +354,33 @@ impl Reactor {
         }
     }
 
+    /// Submit what is queued (a close, a shutdown) and let the kernel post the completions it
+    /// still holds as deferred work (an accept that raced the shutdown); true when none came.
+    fn nothing_left_to_reap(&mut self) -> bool {
+        if let Err(e) = self.ring.submit() {
+            tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
+        }
+        !self.ring.has_completions()
+    }
+
     fn reap_and_dispatch(&mut self) -> bool {
         let mut completions = std::mem::take(&mut self.completions);
         completions.clear();
         let n = self.ring.reap(&mut completions, REAP_BATCH);
         for completion in completions.drain(..) {
-            let Some(op) = self.ops.remove(completion.user_data) else {
+            // A multishot operation stays in flight while its completions say more follow.
+            let op = if io_uring::cqueue::more(completion.flags) {
+                self.ops.get(completion.user_data).copied()
+            } else {
+                self.ops.remove(completion.user_data)
+            };
+            let Some(op) = op else {
                 continue;
             };
             match op {
                 Op::Accept(listener) => self.on_accept_done(listener, completion.result),
                 Op::Wake => self.wake_armed = false,
-                Op::Recv(conn) => self.on_recv(conn, completion.result),
+                Op::Recv(conn) => self.on_recv(conn, completion.result, completion.flags),
                 Op::Send(conn) => self.on_send(conn, completion.result),
                 Op::Shutdown(conn) => self.on_shutdown_done(conn),
                 Op::Ignore => {}

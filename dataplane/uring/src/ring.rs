@@ -8,6 +8,7 @@ use std::time::Duration;
 use io_uring::{squeue, types, IoUring};
 
 use crate::buffers::BufPool;
+use crate::recv_buffers::RecvBuffers;
 use crate::slab::UserData;
 
 /// A reaped completion.
@@ -24,7 +25,9 @@ pub struct Completion {
 pub struct SqFull;
 
 pub struct Ring {
+    /// Dropped first: the kernel lets go of the buffers below before they are unmapped.
     ring: IoUring,
+    recv_buffers: Option<RecvBuffers>,
     pool: BufPool,
     /// Whether `pool` is registered with the ring (fixed-buffer operations allowed).
     fixed_buffers: bool,
@@ -62,9 +65,28 @@ impl Ring {
         };
         Ok(Ring {
             ring,
+            recv_buffers: None,
             pool,
             fixed_buffers,
         })
+    }
+
+    /// Register `buffers` as the provided buffers of socket receives (see
+    /// [`crate::recv_buffers`]). Fails on kernels without buffer rings (before 5.19); the
+    /// caller then receives into buffers of its own.
+    pub fn provide_recv_buffers(&mut self, buffers: RecvBuffers) -> io::Result<()> {
+        buffers.register(&self.ring)?;
+        self.recv_buffers = Some(buffers);
+        Ok(())
+    }
+
+    /// The provided receive buffers, when registered.
+    pub fn recv_buffers(&self) -> Option<&RecvBuffers> {
+        self.recv_buffers.as_ref()
+    }
+
+    pub fn recv_buffers_mut(&mut self) -> Option<&mut RecvBuffers> {
+        self.recv_buffers.as_mut()
     }
 
     /// Whether the pool's buffers are registered, so `ReadFixed`/`WriteFixed` may be used;
@@ -147,6 +169,11 @@ impl Ring {
         }
     }
 
+    /// Whether completions wait to be reaped.
+    pub fn has_completions(&mut self) -> bool {
+        !self.ring.completion().is_empty()
+    }
+
     /// Move up to `max` completions into `out`; returns how many.
     pub fn reap(&mut self, out: &mut Vec<Completion>, max: usize) -> usize {
         let mut n = 0;
@@ -218,6 +245,55 @@ mod tests {
         }
         assert_eq!(done[0].result, 4096);
         assert!(ring.bufs().slice(rbuf)[..4096].iter().all(|&b| b == 0xA5));
+    }
+
+    #[test]
+    fn a_multishot_receive_fills_provided_buffers_until_cancelled() {
+        use crate::recv_buffers::RECV_BUFFER_GROUP;
+        use std::io::Write;
+        let pool = BufPool::new(1, 4096, 1, 4096).unwrap();
+        let mut ring = Ring::new(8, pool).unwrap();
+        ring.provide_recv_buffers(RecvBuffers::new(4, 8).unwrap())
+            .unwrap();
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let entry = opcode::RecvMulti::new(types::Fd(theirs.as_raw_fd()), RECV_BUFFER_GROUP)
+            .build()
+            .user_data(7);
+        // SAFETY: the socket outlives the ring's use of it below; the buffers are the ring's.
+        unsafe { ring.push(&entry) }.unwrap();
+        ring.submit().unwrap();
+        let mut received = Vec::new();
+        let mut done = Vec::new();
+        for chunk in [&b"hello"[..], b"0123456789abcdef"] {
+            ours.write_all(chunk).unwrap();
+            let want = received.len() + chunk.len();
+            while received.len() < want {
+                ring.submit_and_wait(Duration::from_secs(1)).unwrap();
+                done.clear();
+                ring.reap(&mut done, 8);
+                for c in &done {
+                    assert_eq!(c.user_data, UserData(7));
+                    assert!(io_uring::cqueue::more(c.flags), "still armed");
+                    let id = io_uring::cqueue::buffer_select(c.flags).expect("a buffer");
+                    let bufs = ring.recv_buffers_mut().unwrap();
+                    received.extend_from_slice(bufs.get(id, c.result as usize));
+                    bufs.recycle(id);
+                }
+            }
+        }
+        assert_eq!(received, b"hello0123456789abcdef");
+        let cancel = opcode::AsyncCancel::new(7).build().user_data(8);
+        // SAFETY: no buffer involved.
+        unsafe { ring.push(&cancel) }.unwrap();
+        let mut ended = false;
+        while !ended {
+            ring.submit_and_wait(Duration::from_secs(1)).unwrap();
+            done.clear();
+            ring.reap(&mut done, 8);
+            ended = done
+                .iter()
+                .any(|c| c.user_data == UserData(7) && !io_uring::cqueue::more(c.flags));
+        }
     }
 
     #[test]
