@@ -43,6 +43,13 @@ TARGET_CELLS = (
     Cell("fio-128k-write-4j", "fio 128 KiB write, 4 jobs", "fio", "write", 128 * KIB, jobs=4),
     Cell("iscsi-perf-4k-qd32", "iscsi-perf 4 KiB randread QD32, 1 session", "iscsi-perf",
          "randread", 4 * KIB, iodepth=32),
+    # The loads of the two cells above, from lunar-load: it spends a fraction of libiscsi's
+    # client CPU per command, so these show the targets where fio and iscsi-perf show the
+    # client (see bench/README.md, "When the client is the limit").
+    Cell("load-4k-randread-8s-qd1", "lunar-load 4 KiB randread, 8 sessions x QD1", "load",
+         "randread", 4 * KIB, jobs=8, iodepth=1),
+    Cell("load-4k-randread-1s-qd32", "lunar-load 4 KiB randread, 1 session x QD32", "load",
+         "randread", 4 * KIB, jobs=1, iodepth=32),
     Cell("load-4k-randread-8s", "lunar-load 4 KiB randread, 8 sessions x QD16", "load",
          "randread", 4 * KIB, jobs=8, iodepth=16),
     Cell("load-4k-randwrite-8s", "lunar-load 4 KiB randwrite, 8 sessions x QD16", "load",

@@ -48,8 +48,12 @@ def goals(results):
     add("4 KiB random, 8 sessions (fio 8 jobs, read and write): lunar IOPS / tgt IOPS",
         _min_ratio(results, ["fio-4k-randread-8j", "fio-4k-randwrite-8j"]), 3.0,
         True)
+    add("the same 8 x QD1 load from lunar-load (client not the limit): lunar IOPS / tgt IOPS",
+        _ratio(results, "load-4k-randread-8s-qd1"), 3.0, True)
     add("4 KiB random, one session at QD32 (iscsi-perf): lunar IOPS / tgt IOPS",
         _ratio(results, "iscsi-perf-4k-qd32"), 5.0, True)
+    add("the same 1 x QD32 load from lunar-load (client not the limit): lunar IOPS / tgt IOPS",
+        _ratio(results, "load-4k-randread-1s-qd32"), 5.0, True)
     tgt_cpu = _cpu(results, "fio-4k-randread-8j", "tgt")
     lunar_cpu = _cpu(results, "fio-4k-randread-8j", "lunar")
     add("target CPU per 4 KiB I/O (fio randread 8 jobs): tgt / lunar",

@@ -189,7 +189,7 @@ impl Reactor {
                     failed: false,
                     lock: Lock::None,
                     lock_range: (0, 0),
-                    started: Instant::now(),
+                    started: self.now(),
                     steps: self.step_lists.pop().unwrap_or_default(),
                     next_step: 0,
                     submitting: false,
@@ -309,7 +309,10 @@ impl Reactor {
         steps.clear();
         self.step_lists.push(steps);
         let now = self.now_ms();
-        let latency_us = cmd.started.elapsed().as_micros() as u64;
+        let latency_us = self
+            .now()
+            .saturating_duration_since(cmd.started)
+            .as_micros() as u64;
         let kind = match cmd.io.op {
             BlockOp::Read => IoKind::Read,
             BlockOp::Write | BlockOp::WriteAtomic => IoKind::Write,

@@ -91,6 +91,9 @@ pub struct Reactor {
     pub(crate) conn_config: ConnConfig,
     poll_mode: PollMode,
     started: Instant,
+    /// The loop turn's clock: read once at the top of every turn (and after a sleep), so the
+    /// per-command timestamps and timers cost no clock read each.
+    now: Instant,
     pub(crate) stats: ReactorStats,
     pub(crate) requests: ControlRequests,
     pub(crate) resets: Resets,
@@ -152,6 +155,7 @@ impl Reactor {
             conn_config,
             poll_mode,
             started: Instant::now(),
+            now: Instant::now(),
             stats: ReactorStats::default(),
             requests: ControlRequests::default(),
             resets: Resets::default(),
@@ -170,8 +174,14 @@ impl Reactor {
         })
     }
 
+    /// Milliseconds since the reactor started, at the current loop turn.
     pub(crate) fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        self.now.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// The current loop turn's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
     }
 
     /// Queue an entry tracked by `op`. Returns false (with nothing queued) when the op table or
@@ -238,6 +248,7 @@ impl Reactor {
         let shutdown_deadline_ms = u64::MAX;
         let mut shutdown_deadline = shutdown_deadline_ms;
         loop {
+            self.now = Instant::now();
             let mut worked = self.poll_mailbox();
             if self.shutting_down && shutdown_deadline == u64::MAX {
                 shutdown_deadline = self.now_ms() + 5_000;
@@ -261,10 +272,12 @@ impl Reactor {
                 }
             }
             if worked {
-                last_work = Instant::now();
+                last_work = self.now;
                 continue;
             }
-            if self.poll_mode == PollMode::Adaptive && last_work.elapsed() > ADAPTIVE_SPIN {
+            if self.poll_mode == PollMode::Adaptive
+                && self.now.saturating_duration_since(last_work) > ADAPTIVE_SPIN
+            {
                 // A command parked on a range lock is released by another thread, which does
                 // not wake this ring: look again soon rather than at the next tick.
                 let wait = if self.parked.is_empty() {
