@@ -347,12 +347,8 @@ impl Controller {
     ) -> Result<Empty, ControlError> {
         let mut config = self.config.clone();
         let volume = volume_mut(&mut config, &params.volume)?;
-        if volume.is_snapshot() {
-            return Err(ControlError::Conflict(format!(
-                "volume '{}' is a snapshot: its layout does not change",
-                params.volume
-            )));
-        }
+        // Removing a leg is allowed while a task runs: the task on that leg fails below.
+        check_not_snapshot(volume)?;
         let uid = volume.uid.0;
         let (mirror, legs) = root_mirror(volume)?;
         let at = leg_index(legs, params.index, &params.volume)?;
@@ -449,12 +445,7 @@ impl Controller {
 
     /// Refuse a layout change on a snapshot or on a volume with a task running.
     fn check_changeable(&self, volume: &VolumeConfig) -> Result<(), ControlError> {
-        if volume.is_snapshot() {
-            return Err(ControlError::Conflict(format!(
-                "volume '{}' is a snapshot: its layout does not change",
-                volume.name
-            )));
-        }
+        check_not_snapshot(volume)?;
         if let Some(task) = self.running_task_of(volume.uid.0) {
             return Err(ControlError::Conflict(format!(
                 "volume '{}' has task {} running; wait for it to end (task_get)",
@@ -482,4 +473,15 @@ impl Controller {
         )
         .map(|_| ())
     }
+}
+
+/// Refuse a layout change on a snapshot: its layout is its origin's at one point in time.
+fn check_not_snapshot(volume: &VolumeConfig) -> Result<(), ControlError> {
+    if volume.is_snapshot() {
+        return Err(ControlError::Conflict(format!(
+            "volume '{}' is a snapshot: its layout does not change",
+            volume.name
+        )));
+    }
+    Ok(())
 }
