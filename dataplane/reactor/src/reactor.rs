@@ -91,8 +91,8 @@ pub struct Reactor {
     pub(crate) conn_config: ConnConfig,
     poll_mode: PollMode,
     started: Instant,
-    /// The loop turn's clock: read once at the top of every turn (and after a sleep), so the
-    /// per-command timestamps and timers cost no clock read each.
+    /// The loop turn's clock: read once at the top of every turn, so the per-command
+    /// timestamps and timers cost no clock read each.
     now: Instant,
     pub(crate) stats: ReactorStats,
     pub(crate) requests: ControlRequests,
@@ -244,11 +244,15 @@ impl Reactor {
                  register them (raise it, e.g. `ulimit -l unlimited`, for the fixed-buffer path)"
             );
         }
+        // The end of the last turn that did work: the adaptive spin counts from there.
         let mut last_work = Instant::now();
-        let shutdown_deadline_ms = u64::MAX;
-        let mut shutdown_deadline = shutdown_deadline_ms;
+        let mut previous_turn_worked = false;
+        let mut shutdown_deadline = u64::MAX;
         loop {
             self.now = Instant::now();
+            if previous_turn_worked {
+                last_work = self.now;
+            }
             let mut worked = self.poll_mailbox();
             if self.shutting_down && shutdown_deadline == u64::MAX {
                 shutdown_deadline = self.now_ms() + 5_000;
@@ -271,8 +275,8 @@ impl Reactor {
                     tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
                 }
             }
+            previous_turn_worked = worked;
             if worked {
-                last_work = self.now;
                 continue;
             }
             if self.poll_mode == PollMode::Adaptive
