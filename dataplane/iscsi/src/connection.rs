@@ -10,6 +10,7 @@ use lunar_wire::iscsi::{DigestKind, FrameLimits};
 
 pub use crate::catalog::{ChapConfig, ChapConfigError, TargetCatalog};
 pub use crate::cdb_bytes::CdbBytes;
+use crate::data_out_buf::DataOutBuf;
 use crate::entropy::Entropy;
 use crate::keepalive::KeepAlive;
 use crate::login::LoginState;
@@ -98,8 +99,9 @@ pub struct ScsiCommand {
     pub read: bool,
     pub write: bool,
     /// All data-out received for this command (immediate + unsolicited + solicited), in order.
-    /// Its length is at most `expected_len_bytes`. Give it back with [`Connection::recycle`].
-    pub data_out: Vec<u8>,
+    /// Its length is at most `expected_len_bytes`; its storage is aligned for `O_DIRECT`.
+    /// Give it back with [`Connection::recycle`].
+    pub data_out: DataOutBuf,
 }
 
 /// How a SCSI command finished, as the device model reports it.
@@ -415,7 +417,7 @@ impl Connection {
     }
 
     /// Hand a data-out buffer back for reuse.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
+    pub fn recycle(&mut self, buf: DataOutBuf) {
         self.tasks.recycle(buf);
     }
 

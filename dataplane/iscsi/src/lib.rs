@@ -11,7 +11,8 @@
 //! [`TargetCatalog`] it consults.
 //!
 //! Modules: [`connection`] (contract), `catalog` (targets, CHAP credentials, access lists),
-//! `cdb_bytes` (a command's CDB without a heap allocation),
+//! `cdb_bytes` (a command's CDB without a heap allocation), `data_out_buf` (write data in
+//! aligned storage a device write can use as it is),
 //! `intake` (framing, digests, ExpStatSN), `login` (login phase), `security` (AuthMethod),
 //! `chap` and `md5` (CHAP), `entropy` (challenge randomness), `negotiate` (operational keys),
 //! `params` (negotiated values), `ffp` (full feature phase dispatch, NOP, logout, reject),
@@ -27,6 +28,7 @@ mod cdb_bytes;
 mod chap;
 mod command;
 mod completion;
+mod data_out_buf;
 mod discovery;
 mod entropy;
 mod ffp;
@@ -55,4 +57,5 @@ pub use connection::{
     Connection, ResetFunction, ResetId, ResetOutcome, ResetScope, ScsiCommand, SessionIdentity,
     SessionKind, TargetCatalog, TaskId,
 };
+pub use data_out_buf::{DataOutBuf, DATA_OUT_ALIGN_BYTES};
 pub use tasks::{MAX_COMMAND_DATA_OUT_BYTES, MAX_SOLICITED_DATA_OUT_BYTES};

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use lunar_wire::keyhash::KeyHashMap;
 
 use crate::cdb_bytes::CdbBytes;
+use crate::data_out_buf::DataOutBuf;
 
 /// Largest Expected Data Transfer Length accepted for a write; larger writes are refused with
 /// CHECK CONDITION before any data is solicited. The device model should report a maximum
@@ -59,7 +60,7 @@ pub(crate) struct R2tSeq {
 #[derive(Debug, Default)]
 pub(crate) struct WriteProgress {
     /// Data received so far, from offset 0 (stays empty for refused commands).
-    pub data: Vec<u8>,
+    pub data: DataOutBuf,
     pub received_bytes: u32,
     pub unsolicited: Option<UnsolicitedSeq>,
     pub r2ts: VecDeque<R2tSeq>,
@@ -107,7 +108,7 @@ pub(crate) struct Task {
 #[derive(Debug)]
 pub(crate) struct Tasks {
     map: KeyHashMap<u32, Task>,
-    pool: Vec<Vec<u8>>,
+    pool: Vec<DataOutBuf>,
     solicited_bytes: u64,
     /// Writes waiting for a share of the solicited data budget, oldest first.
     pub waiting_for_budget: VecDeque<u32>,
@@ -170,7 +171,7 @@ impl Tasks {
     }
 
     /// Marks a receiving task as executing and hands out its data-out buffer.
-    pub fn start_executing(&mut self, itt: u32) -> Option<Vec<u8>> {
+    pub fn start_executing(&mut self, itt: u32) -> Option<DataOutBuf> {
         let task = self.map.get_mut(&itt)?;
         let data = match std::mem::replace(&mut task.state, TaskState::Executing) {
             TaskState::Receiving(mut write) => {
@@ -237,14 +238,14 @@ impl Tasks {
     }
 
     /// A buffer with room for `len_bytes`, from the pool when possible.
-    pub fn buffer(&mut self, len_bytes: usize) -> Vec<u8> {
+    pub fn buffer(&mut self, len_bytes: usize) -> DataOutBuf {
         let mut buf = self.pool.pop().unwrap_or_default();
         buf.clear();
         buf.reserve_exact(len_bytes);
         buf
     }
 
-    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+    pub fn recycle(&mut self, mut buf: DataOutBuf) {
         if buf.capacity() == 0
             || buf.capacity() > POOL_MAX_BUFFER_CAPACITY_BYTES
             || self.pool.len() >= POOL_MAX_BUFFERS
@@ -320,10 +321,12 @@ mod tests {
     #[test]
     fn pool_reuses_and_bounds_buffers() {
         let mut tasks = Tasks::new(1);
-        tasks.recycle(Vec::with_capacity(100));
+        tasks.recycle(DataOutBuf::with_capacity(100));
         let buf = tasks.buffer(10);
         assert!(buf.capacity() >= 100);
-        tasks.recycle(Vec::with_capacity(POOL_MAX_BUFFER_CAPACITY_BYTES + 1));
+        tasks.recycle(DataOutBuf::with_capacity(
+            POOL_MAX_BUFFER_CAPACITY_BYTES + 1,
+        ));
         assert!(tasks.pool.is_empty());
     }
 

@@ -47,7 +47,8 @@ impl Reactor {
             return self.submit_steps(id);
         }
         let fua = cmd.io.fua;
-        if kind != ChunkKind::Punch && cmd.buf.is_none() {
+        let from_data_out = kind == ChunkKind::Write && cmd.writes_from_data_out();
+        if kind != ChunkKind::Punch && !from_data_out && cmd.buf.is_none() {
             // A copy's later chunks may be larger than its first.
             let want = match cmd.io.op {
                 BlockOp::ExtendedCopy { .. } => MAX_TRANSFER_BYTES as usize,

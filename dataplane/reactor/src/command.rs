@@ -5,12 +5,12 @@
 
 use std::time::Instant;
 
-use lunar_iscsi::{CommandResult, ScsiCommand, TaskId};
+use lunar_iscsi::{CommandResult, DataOutBuf, ScsiCommand, TaskId};
 use lunar_scsi::{BlockIo, BlockOp, Decision, ScsiReply};
 use lunar_uring::{BufId, UserData};
 use lunar_volume::{LegRef, PlanStep};
 
-use crate::pieces::{PieceKind, PUNCH_HOLE_MODE};
+use crate::pieces::{Piece, PieceKind, PUNCH_HOLE_MODE};
 use crate::reactor::Reactor;
 use crate::requests::{Nexus, RequestKind};
 use crate::stats::IoKind;
@@ -34,7 +34,11 @@ pub struct Cmd {
     pub(crate) volume_uid: u64,
     pub(crate) block_size: u64,
     pub(crate) io: BlockIo,
-    pub(crate) data_out: Vec<u8>,
+    /// The write data, in aligned storage: plain writes go to the devices straight from it
+    /// (see [`Cmd::writes_from_data_out`]).
+    pub(crate) data_out: DataOutBuf,
+    /// The pool buffer of the current chunk: reads land in it, and writes that are not
+    /// the host's data as it came (patterns, merged or copied blocks) are built in it.
     pub(crate) buf: Option<BufId>,
     /// Bytes of the range (`blocks * block_size`).
     pub(crate) total_bytes: u64,
@@ -72,6 +76,22 @@ pub struct Cmd {
 }
 
 impl Cmd {
+    /// Whether the command writes its data-out as it came (WRITE, WRITE ATOMIC): its write
+    /// pieces point into `data_out` and it needs no pool buffer.
+    pub(crate) fn writes_from_data_out(&self) -> bool {
+        matches!(self.io.op, BlockOp::Write | BlockOp::WriteAtomic)
+    }
+
+    /// Where a write piece's bytes start in `data_out`: `None` unless the whole piece lies in
+    /// it.
+    pub(crate) fn data_out_piece(&self, piece: &Piece) -> Option<*const u8> {
+        let start = (self.done_bytes as usize).checked_add(piece.buf_offset_bytes)?;
+        let bytes = self
+            .data_out
+            .get(start..start.checked_add(piece.len_bytes)?)?;
+        Some(bytes.as_ptr())
+    }
+
     /// The lock this command needs on its range.
     fn lock_needed(&self) -> Lock {
         match self.io.op {
@@ -163,9 +183,12 @@ impl Reactor {
                     volume_uid,
                     nexus,
                     cdb: request.cdb.to_vec(),
-                    data_out: command.data_out,
+                    data_out: command.data_out.to_vec(),
                 };
                 self.forward_to_control(conn_id, command.task, generation, kind);
+                if let Some(conn) = self.conns.get_mut(conn_id) {
+                    conn.iscsi.recycle(command.data_out);
+                }
             }
             (Decision::Io(io), Some((volume, block_size, volume_uid))) => {
                 let cmd = Cmd {

@@ -1,5 +1,8 @@
 //! Backend operations of a command on the ring: read, write (FUA through RWF_DSYNC), fdatasync
-//! and fallocate (hole punching for UNMAP), and their completions — short transfers are
+//! and fallocate (hole punching for UNMAP), and their completions. Reads land in the command's
+//! pool buffer (registered with the ring); plain writes go out of the host's data-out, whose
+//! storage the iSCSI state machine keeps aligned for `O_DIRECT`, so the data is copied once
+//! in user space (from the receive buffer) between the socket and the device — short transfers are
 //! resubmitted for the remainder, transient errors retried, real errors mark the command failed.
 
 use std::os::fd::RawFd;
@@ -28,7 +31,8 @@ pub struct Piece {
     pub kind: PieceKind,
     pub fd: RawFd,
     pub device_offset_bytes: u64,
-    /// Offset in the command's buffer.
+    /// Offset in the chunk's bytes (in the command's buffer, or in its data-out from the
+    /// chunk's start).
     pub buf_offset_bytes: usize,
     pub len_bytes: usize,
     /// The mirror leg the bytes belong to: a failure takes the leg out instead of failing
@@ -79,13 +83,26 @@ impl Reactor {
                         .build()
                 }
             }
+            (PieceKind::Write { fua }, None) => {
+                let Some(ptr) = self.cmds.get(id).and_then(|cmd| cmd.data_out_piece(&piece)) else {
+                    self.on_backend(id, piece, -libc::EINVAL);
+                    return;
+                };
+                let rw_flags = if fua { libc::RWF_DSYNC } else { 0 };
+                opcode::Write::new(fd, ptr, piece.len_bytes as u32)
+                    .offset(piece.device_offset_bytes)
+                    .rw_flags(rw_flags)
+                    .build()
+            }
             (_, None) => {
                 self.on_backend(id, piece, -libc::EINVAL);
                 return;
             }
         };
-        // SAFETY: the buffer belongs to the ring's pool and stays lent to this command until
-        // its last piece completes; the device fd is kept open by the pinned table generation.
+        // SAFETY: a pool buffer stays lent to this command until its last piece completes; a
+        // command's data-out is neither changed nor dropped while it has pieces in flight
+        // (it is recycled when the command finishes); the device fd is kept open by the
+        // pinned table generation.
         if unsafe { self.push_op(entry, Op::Backend { cmd: id, piece }) }.is_none() {
             // Space was checked before the chunk started; treat a failure as an I/O error
             // rather than losing the piece.

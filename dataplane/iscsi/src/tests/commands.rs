@@ -229,7 +229,7 @@ fn write_with_immediate_data_executes_at_once() {
     ini.send(&cmd);
     let exec = ini.expect_execute();
     assert!(exec.write);
-    assert_eq!(exec.data_out, data);
+    assert_eq!(&exec.data_out[..], data);
     assert!(ini.recv().is_empty(), "no R2T needed");
     ini.complete(itt, 0, &[], &[], 4096);
     let resp = ini.recv_one();
@@ -276,7 +276,7 @@ fn write_is_solicited_with_r2t_and_reassembled() {
     let data = pattern(20_000);
     answer_r2ts(&mut ini, itt, &[r2t], &data, 8192);
     let exec = ini.expect_execute();
-    assert_eq!(exec.data_out, data);
+    assert_eq!(&exec.data_out[..], data);
     ini.complete(itt, 0, &[], &[], 20_000);
     let resp = ini.recv_one();
     assert_eq!(resp.u32_at(36), 1, "ExpDataSN counts the R2T");
@@ -309,7 +309,7 @@ fn r2ts_honour_max_burst_and_max_outstanding() {
     let fourth = ini.recv_one();
     assert_eq!((fourth.u32_at(36), fourth.u32_at(40)), (3, 24_576));
     answer_r2ts(&mut ini, itt, &[third, fourth], &data, 8192);
-    assert_eq!(ini.expect_execute().data_out, data);
+    assert_eq!(&ini.expect_execute().data_out[..], data);
     ini.complete(itt, 0, &[], &[], 32_768);
     let resp = ini.recv_one();
     assert!(resp.is(Opcode::ScsiResponse));
@@ -353,7 +353,7 @@ fn immediate_and_unsolicited_data_then_r2t_for_the_rest() {
         (0, 65_536, 34_464)
     );
     answer_r2ts(&mut ini, itt, &[r2t], &data, 8192);
-    assert_eq!(ini.expect_execute().data_out, data);
+    assert_eq!(&ini.expect_execute().data_out[..], data);
 }
 
 #[test]
@@ -365,7 +365,7 @@ fn unsolicited_data_alone_completes_a_short_write() {
     ini.send(&cmd);
     let pdu = ini.data_out(itt, RESERVED_TAG, 0, 0, true, &data);
     ini.send(&pdu);
-    assert_eq!(ini.expect_execute().data_out, data);
+    assert_eq!(&ini.expect_execute().data_out[..], data);
     assert!(ini.recv().is_empty());
 }
 
@@ -412,7 +412,7 @@ fn datasn_errors_terminate_the_task() {
         ini.send(&a);
         ini.send(&b);
         if (first, second) == (0, 1) {
-            assert_eq!(ini.expect_execute().data_out, data);
+            assert_eq!(&ini.expect_execute().data_out[..], data);
         } else {
             // The second PDU (if the first was refused) is dropped quietly.
             expect_task_terminated(&mut ini, itt, DATA_PHASE_ERROR);
@@ -531,7 +531,7 @@ fn write_residuals_match_libiscsi_write10_residuals() {
     let itt = ini.itt();
     let cmd = ini.scsi_command(itt, &write10(1), false, true, true, 200, &data[..200]);
     ini.send(&cmd);
-    assert_eq!(ini.expect_execute().data_out, &data[..200]);
+    assert_eq!(&ini.expect_execute().data_out[..], &data[..200]);
     ini.complete(itt, 0, &[], &[], 512);
     let resp = ini.recv_one();
     assert_eq!(resp.flags(), 0x80 | residual_flags::OVERFLOW);

@@ -166,7 +166,7 @@ fn corrupt_write_data_ends_the_task_once_its_solicited_data_is_in() {
     let itt = ini.itt();
     let cmd = ini.scsi_command(itt, &write10(1), false, true, true, 512, &[9; 512]);
     ini.send(&cmd);
-    assert_eq!(ini.expect_execute().data_out, vec![9; 512]);
+    assert_eq!(&ini.expect_execute().data_out[..], vec![9; 512]);
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn a_corrupt_command_is_discarded_and_may_be_sent_again() {
     // Its CmdSN is still expected: the same command sent again runs.
     let again = ini.scsi_command_sn(itt, &write10(1), false, true, true, 512, &[5; 512], cmd_sn);
     ini.send(&again);
-    assert_eq!(ini.expect_execute().data_out, vec![5; 512]);
+    assert_eq!(&ini.expect_execute().data_out[..], vec![5; 512]);
 }
 
 #[test]

@@ -225,7 +225,7 @@ fn a_full_queue_of_executing_commands_suspends_the_keep_alive() {
     // The write's data was waiting in the socket all along.
     let data = ini.data_out(write, r2t.ttt(), 0, 0, true, &[3; 512]);
     ini.send(&data);
-    assert_eq!(ini.expect_execute().data_out, vec![3; 512]);
+    assert_eq!(&ini.expect_execute().data_out[..], vec![3; 512]);
     // Once the backend catches up, the keep-alive runs again.
     ini.complete(tags[0], 0, &[], &[0; 512], 512);
     ini.complete(tags[1], 0, &[], &[0; 512], 512);
