@@ -12,9 +12,10 @@
 
 use lunar_wire::iscsi::ahs;
 use lunar_wire::iscsi::codes::reject_reason;
+use lunar_wire::iscsi::header::{FINAL_BIT, IMMEDIATE_BIT};
 use lunar_wire::iscsi::initiator::{DataOutHeader, ScsiCommandHeader};
 use lunar_wire::iscsi::target::ReadyToTransferHeader;
-use lunar_wire::iscsi::{lun, Frame, Pdu, RESERVED_TAG};
+use lunar_wire::iscsi::{lun, Frame, Pdu, BHS_LEN_BYTES, RESERVED_TAG};
 
 use crate::cdb_bytes::CdbBytes;
 use crate::completion::STATUS_CHECK_CONDITION;
@@ -59,35 +60,54 @@ impl Connection {
         now_ms: u64,
         actions: &mut Vec<Action>,
     ) {
-        let cmd = ScsiCommandHeader::view(frame.bhs_bytes);
-        let immediate = frame.bhs().is_immediate();
+        let begun = self.begin_scsi_command(frame.bhs_bytes, frame.ahs, frame.data.len(), now_ms);
+        if let Some(itt) = begun {
+            self.append_data_out(itt, frame.data);
+            self.advance_write(itt, now_ms, actions);
+        }
+    }
+
+    /// Admits a SCSI Command PDU from its header, announcing `immediate_len_bytes` of
+    /// immediate data, and creates its task. `Some(itt)` when the task was created: its
+    /// immediate data is to be added with [`Connection::append_data_out`], after which
+    /// [`Connection::advance_write`] runs. `None` when the command was dropped or rejected:
+    /// its immediate data is dropped.
+    pub(crate) fn begin_scsi_command(
+        &mut self,
+        bhs_bytes: &[u8; BHS_LEN_BYTES],
+        ahs_bytes: &[u8],
+        immediate_len_bytes: usize,
+        now_ms: u64,
+    ) -> Option<u32> {
+        let cmd = ScsiCommandHeader::view(bhs_bytes);
+        let immediate = bhs_bytes[0] & IMMEDIATE_BIT != 0;
         let cmd_sn = cmd.cmd_sn.get();
         let fenced = !immediate && self.fenced(cmd_sn, lun::decode(cmd.lun));
         if !self.admit(immediate, cmd_sn) {
-            return;
+            return None;
         }
         let itt = cmd.initiator_task_tag.get();
         if fenced {
             // Aborted by a task-set function that arrived first: no execution, no response.
             tracing::debug!(itt, cmd_sn, "command aborted on arrival by an earlier TMF");
             self.tasks.note_ended(itt);
-            return;
+            return None;
         }
         if self.session_kind() == SessionKind::Discovery {
-            self.reject(reject_reason::PROTOCOL_ERROR, frame.bhs_bytes);
-            return;
+            self.reject(reject_reason::PROTOCOL_ERROR, bhs_bytes);
+            return None;
         }
         if self.logout.is_some() {
-            self.reject(reject_reason::WAITING_FOR_LOGOUT, frame.bhs_bytes);
-            return;
+            self.reject(reject_reason::WAITING_FOR_LOGOUT, bhs_bytes);
+            return None;
         }
         if itt == RESERVED_TAG {
-            self.reject(reject_reason::INVALID_PDU_FIELD, frame.bhs_bytes);
-            return;
+            self.reject(reject_reason::INVALID_PDU_FIELD, bhs_bytes);
+            return None;
         }
         if self.tasks.contains(itt) {
-            self.reject(reject_reason::TASK_IN_PROGRESS, frame.bhs_bytes);
-            return;
+            self.reject(reject_reason::TASK_IN_PROGRESS, bhs_bytes);
+            return None;
         }
         let limit = self.seq.queue_depth() + IMMEDIATE_COMMAND_SLACK;
         if self.tasks.len() >= limit as usize {
@@ -96,33 +116,32 @@ impl Connection {
             } else {
                 reject_reason::PROTOCOL_ERROR
             };
-            self.reject(reason, frame.bhs_bytes);
-            return;
+            self.reject(reason, bhs_bytes);
+            return None;
         }
-        let cdb = match ahs::extended_cdb(frame.ahs) {
+        let cdb = match ahs::extended_cdb(ahs_bytes) {
             Ok(Some(tail)) => CdbBytes::new(&cmd.cdb, tail),
             Ok(None) => CdbBytes::new(&cmd.cdb, &[]),
             Err(_) => {
-                self.reject(reject_reason::INVALID_PDU_FIELD, frame.bhs_bytes);
-                return;
+                self.reject(reject_reason::INVALID_PDU_FIELD, bhs_bytes);
+                return None;
             }
         };
         let expected_len_bytes = cmd.expected_data_transfer_len.get();
         let (read, write) = (cmd.is_read(), cmd.is_write());
-        let immediate_data = frame.data;
         let unsolicited_follows = !cmd.is_final();
         let first_burst = self.params.first_burst_len_bytes.min(expected_len_bytes);
-        let bad_immediate = !immediate_data.is_empty()
+        let bad_immediate = immediate_len_bytes > 0
             && (!write
                 || !self.params.immediate_data
-                || immediate_data.len() > first_burst as usize);
+                || immediate_len_bytes > first_burst as usize);
         let bad_unsolicited =
             unsolicited_follows && (!write || self.params.initial_r2t || expected_len_bytes == 0);
         if bad_immediate || bad_unsolicited {
             // Data-Out PDUs of this command may follow: drop them quietly.
             self.tasks.note_ended(itt);
-            self.reject(reject_reason::PROTOCOL_ERROR, frame.bhs_bytes);
-            return;
+            self.reject(reject_reason::PROTOCOL_ERROR, bhs_bytes);
+            return None;
         }
         let refusal = if read && write {
             Some(Refusal::Bidirectional)
@@ -137,11 +156,10 @@ impl Connection {
         };
         if write && expected_len_bytes > 0 {
             if refusal.is_none() {
-                let initial = (first_burst as usize).max(immediate_data.len());
+                let initial = (first_burst as usize).max(immediate_len_bytes);
                 progress.data = self.tasks.buffer(initial);
-                progress.data.extend_from_slice(immediate_data);
             }
-            progress.received_bytes = immediate_data.len() as u32;
+            progress.received_bytes = immediate_len_bytes as u32;
             progress.next_r2t_offset_bytes = progress.received_bytes;
             if unsolicited_follows {
                 progress.unsolicited = Some(UnsolicitedSeq {
@@ -164,7 +182,7 @@ impl Connection {
             r2ts_sent: 0,
             aborted: false,
         });
-        self.advance_write(itt, now_ms, actions);
+        Some(itt)
     }
 
     pub(crate) fn on_data_out(
@@ -173,24 +191,56 @@ impl Connection {
         now_ms: u64,
         actions: &mut Vec<Action>,
     ) {
-        let hdr = DataOutHeader::view(frame.bhs_bytes);
+        let itt = frame.bhs().itt();
+        if self.begin_data_out(frame.bhs_bytes, frame.data.len(), now_ms) {
+            self.append_data_out(itt, frame.data);
+            self.advance_write(itt, now_ms, actions);
+        }
+    }
+
+    /// Checks a Data-Out PDU's header, announcing `data_len_bytes` of data, against its task
+    /// and moves the task's sequences on. True when the data is to be added with
+    /// [`Connection::append_data_out`], after which [`Connection::advance_write`] runs; false
+    /// when the PDU was refused (Reject, and the task ended) or is a stray one for a task the
+    /// target ended: its data is dropped.
+    pub(crate) fn begin_data_out(
+        &mut self,
+        bhs_bytes: &[u8; BHS_LEN_BYTES],
+        data_len_bytes: usize,
+        now_ms: u64,
+    ) -> bool {
+        let hdr = DataOutHeader::view(bhs_bytes);
         let itt = hdr.initiator_task_tag.get();
         if !self.tasks.contains(itt) {
             if !self.tasks.recently_ended(itt) {
-                self.reject(reject_reason::INVALID_PDU_FIELD, frame.bhs_bytes);
+                self.reject(reject_reason::INVALID_PDU_FIELD, bhs_bytes);
             }
-            return;
+            return false;
         }
-        match self.accept_data_out(hdr, frame.bhs().is_final(), frame.data, now_ms) {
-            Ok(()) => {}
+        let is_final = hdr.flags & FINAL_BIT != 0;
+        match self.accept_data_out(hdr, is_final, data_len_bytes, now_ms) {
+            Ok(()) => true,
             Err(err) => {
                 tracing::debug!(itt, reason = err.reason, "Data-Out refused");
-                self.reject(reject_reason::PROTOCOL_ERROR, frame.bhs_bytes);
+                self.reject(reject_reason::PROTOCOL_ERROR, bhs_bytes);
                 self.terminate_receiving_task(itt, err.asc_ascq);
-                return;
+                false
             }
         }
-        self.advance_write(itt, now_ms, actions);
+    }
+
+    /// Adds data of an accepted Data-Out PDU (all of it, or the next part of it) to its
+    /// task's buffer; a refused task keeps none.
+    pub(crate) fn append_data_out(&mut self, itt: u32, data: &[u8]) {
+        let Some(task) = self.tasks.get_mut(itt) else {
+            return;
+        };
+        if task.refusal.is_some() {
+            return;
+        }
+        if let TaskState::Receiving(write) = &mut task.state {
+            write.data.extend_from_slice(data);
+        }
     }
 
     /// A Data-Out whose data digest failed (already rejected): its data is discarded, but its
@@ -211,7 +261,7 @@ impl Connection {
             return;
         }
         task.refusal = Some(Refusal::DataDigestError);
-        match self.accept_data_out(hdr, frame.bhs().is_final(), frame.data, now_ms) {
+        match self.accept_data_out(hdr, frame.bhs().is_final(), frame.data.len(), now_ms) {
             Ok(()) => self.advance_write(itt, now_ms, actions),
             Err(err) => {
                 tracing::debug!(
@@ -224,19 +274,19 @@ impl Connection {
         }
     }
 
-    /// Checks one Data-Out PDU against the task's sequences and appends its data.
+    /// Checks one Data-Out PDU, announcing `data_len_bytes`, against the task's sequences and
+    /// counts its data as received (the caller adds the bytes).
     fn accept_data_out(
         &mut self,
         hdr: &DataOutHeader,
         is_final: bool,
-        data: &[u8],
+        data_len_bytes: usize,
         now_ms: u64,
     ) -> Result<(), DataOutError> {
         let itt = hdr.initiator_task_tag.get();
         let Some(task) = self.tasks.get_mut(itt) else {
             return Err(data_out_error("unknown task", DATA_PHASE_ERROR));
         };
-        let keep_data = task.refusal.is_none();
         let expected_len_bytes = task.expected_len_bytes;
         let TaskState::Receiving(write) = &mut task.state else {
             return Err(data_out_error(
@@ -248,7 +298,7 @@ impl Connection {
             "data beyond the expected data transfer length",
             INCORRECT_AMOUNT_OF_DATA,
         );
-        let len = u32::try_from(data.len()).map_err(|_| too_much)?;
+        let len = u32::try_from(data_len_bytes).map_err(|_| too_much)?;
         if hdr.buffer_offset.get() != write.received_bytes {
             return Err(data_out_error(
                 "buffer offset out of order",
@@ -316,9 +366,6 @@ impl Connection {
                 ));
             }
         }
-        if keep_data {
-            write.data.extend_from_slice(data);
-        }
         write.received_bytes = end;
         write.progress_ms = now_ms;
         Ok(())
@@ -326,7 +373,7 @@ impl Connection {
 
     /// Moves a receiving task on: executes it once all data is in, otherwise solicits more.
     /// A refused task solicits nothing and ends once the data already asked for is in.
-    fn advance_write(&mut self, itt: u32, now_ms: u64, actions: &mut Vec<Action>) {
+    pub(crate) fn advance_write(&mut self, itt: u32, now_ms: u64, actions: &mut Vec<Action>) {
         let Some(task) = self.tasks.get(itt) else {
             return;
         };

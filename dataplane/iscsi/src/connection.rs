@@ -11,6 +11,7 @@ use lunar_wire::iscsi::{DigestKind, FrameLimits};
 pub use crate::catalog::{ChapConfig, ChapConfigError, TargetCatalog};
 pub use crate::cdb_bytes::CdbBytes;
 use crate::data_out_buf::DataOutBuf;
+use crate::data_stream::DataOutStream;
 use crate::entropy::Entropy;
 use crate::keepalive::KeepAlive;
 use crate::login::LoginState;
@@ -263,6 +264,8 @@ pub struct Connection {
     pub(crate) created_ms: u64,
     /// Bytes of a PDU not yet complete; never more than one PDU of the current limits.
     pub(crate) recv: Vec<u8>,
+    /// A Data-Out PDU whose data is being taken as it arrives (`recv` is empty meanwhile).
+    pub(crate) stream: Option<DataOutStream>,
     pub(crate) send: SendQueue,
     pub(crate) seq: Sequencer,
     pub(crate) params: SessionParams,
@@ -323,6 +326,7 @@ impl Connection {
             phase: Phase::Login,
             created_ms: now_ms,
             recv: Vec::new(),
+            stream: None,
             send: SendQueue::default(),
             params: SessionParams::rfc_defaults(),
             login: LoginState::default(),

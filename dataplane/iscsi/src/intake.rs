@@ -28,16 +28,28 @@ impl Connection {
         if self.phase == Phase::Closed || bytes.is_empty() {
             return;
         }
-        let mut input = bytes;
+        // The rest of a Data-Out's data being taken as it arrives (see `data_stream`).
+        let mut input = self.continue_data_out_stream(bytes, now_ms, actions);
         // Finish the PDU whose beginning is buffered, then take whole PDUs straight from the
         // input and keep only the incomplete tail.
         while !self.recv.is_empty() && self.phase != Phase::Closed {
             let limits = self.frame_limits();
             match next_frame(&self.recv, &limits) {
                 Ok(FrameStatus::NeedMore { needed_len_bytes }) => {
-                    let take = needed_len_bytes
-                        .saturating_sub(self.recv.len())
-                        .min(input.len());
+                    let recv = std::mem::take(&mut self.recv);
+                    if self.start_data_out_stream(&recv, now_ms, actions) {
+                        self.recycle_recv(recv);
+                        input = self.continue_data_out_stream(input, now_ms, actions);
+                        continue;
+                    }
+                    self.recv = recv;
+                    // Of a Data-Out's data, buffer no more than its header: the data can
+                    // then go straight to its task.
+                    let wanted = self
+                        .streamable_header_len(&self.recv)
+                        .filter(|&header| header > self.recv.len())
+                        .unwrap_or(needed_len_bytes);
+                    let take = wanted.saturating_sub(self.recv.len()).min(input.len());
                     if take == 0 {
                         return;
                     }
@@ -66,7 +78,9 @@ impl Connection {
                     self.on_frame(&frame, catalog, now_ms, actions);
                 }
                 Ok(FrameStatus::NeedMore { .. }) => {
-                    self.recv.extend_from_slice(input);
+                    if !self.start_data_out_stream(input, now_ms, actions) {
+                        self.recv.extend_from_slice(input);
+                    }
                     return;
                 }
                 Err(err) => {
@@ -150,7 +164,7 @@ impl Connection {
 
     /// Folds a PDU's ExpStatSN into the acknowledged status; a value acknowledging status
     /// never sent is ignored.
-    fn acknowledge_status(&mut self, exp_stat_sn: u32) {
+    pub(crate) fn acknowledge_status(&mut self, exp_stat_sn: u32) {
         if let crate::seq::Acknowledgement::BeyondSent { next_stat_sn } =
             self.seq.acknowledge(exp_stat_sn)
         {

@@ -2,6 +2,7 @@
 //! [`Connection`](crate::Connection), and decodes what it sends back.
 
 mod commands;
+mod data_stream;
 mod digest;
 mod discovery;
 mod fuzz;
