@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from . import clients, matrix, report
+from . import clients, matrix, profile, report
 from .backing import Backing
 from .procstat import WindowSampler, rss_bytes
 from .targets import Lunar, Tgt, taskset
@@ -70,6 +70,9 @@ def parse_args(argv):
     p.add_argument("--fio", help="fio with the libiscsi engine [scripts/fio-libiscsi.sh]")
     p.add_argument("--lunard", help="lunard binary [cargo build --release]")
     p.add_argument("--lunar-load", help="lunar-load binary [cargo build --release]")
+    p.add_argument("--profile", action="store_true",
+                   help="record each target with perf over each cell's window and keep its "
+                   "top symbols in profiles/ of the results directory (needs perf)")
     args = p.parse_args(argv)
     args.runtime_s = args.runtime_s or (2.0 if args.quick else 15.0)
     args.ramp_s = args.ramp_s if args.ramp_s is not None else (1.0 if args.quick else 2.0)
@@ -154,6 +157,15 @@ def run_cell(cell, target, cmd, client_cpus, args):
         start + ramp + args.runtime_s - WINDOW_MARGIN_END_S,
         cpu_sets={"client_cpus": client_cpus},
     )
+    profiler = None
+    if args.profile and target is not None:
+        os.makedirs(os.path.join(args.out, "profiles"), exist_ok=True)
+        profiler = profile.WindowProfiler(
+            target.pid,
+            start + ramp + WINDOW_MARGIN_START_S,
+            start + ramp + args.runtime_s - WINDOW_MARGIN_END_S,
+            os.path.join(args.out, "profiles", f"{cell.id}-{target.name}.txt"),
+        )
     try:
         out, err = proc.communicate(timeout=ramp + args.runtime_s + CLIENT_GRACE_S)
     except subprocess.TimeoutExpired:
@@ -171,6 +183,11 @@ def run_cell(cell, target, cmd, client_cpus, args):
     row["client_cpu_cores"] = cpu.get("client")
     row["client_cpus_busy"] = cpu.get("client_cpus")
     row["target_cpu_cores"] = cpu.get("target")
+    if profiler is not None:
+        path = profiler.finish()
+        row["profile"] = os.path.relpath(path, args.out) if path else None
+        if profiler.error:
+            log(f"{cell.id} on {target.name}: {profiler.error}")
     iops = (row["metrics"] or {}).get("iops")
     if cpu.get("target") is not None and iops:
         row["target_cpu_us_per_io"] = cpu["target"] / iops * 1e6
@@ -261,6 +278,9 @@ def main(argv=None):
     out_dir = args.out or os.path.join(REPO, "bench", "results",
                                        stamp + ("-quick" if args.quick else ""))
     os.makedirs(out_dir, exist_ok=True)
+    args.out = out_dir
+    if args.profile and not profile.perf_available():
+        raise SystemExit("bench: --profile needs perf (Debian: apt install linux-perf)")
     cpus = os.cpu_count() or 1
     target_cpus = [] if args.no_pin else list(range(min(args.cores, cpus)))
     client_cpus = [] if args.no_pin else list(range(len(target_cpus), cpus))
