@@ -152,8 +152,9 @@ impl Reactor {
         }
     }
 
-    /// Fill the buffer for a write chunk from what the operation writes; a write of the
-    /// data-out as it came only checks that the chunk's bytes are there.
+    /// Fill the buffer for a write chunk from what the operation writes; a write straight from
+    /// the data-out (see `Cmd::writes_from_data_out`) only checks that the chunk's bytes are
+    /// there.
     pub(crate) fn prepare_write(&mut self, id: UserData, len: usize) -> bool {
         let Reactor { cmds, ring, .. } = self;
         let Some(cmd) = cmds.get_mut(id) else {
@@ -185,6 +186,14 @@ impl Reactor {
             BlockOp::WriteSame | BlockOp::WriteZeroes => {}
             // Prepared by the read phase.
             BlockOp::CompareAndWrite | BlockOp::OrWrite | BlockOp::ExtendedCopy { .. } => {}
+            // Writes below DIRECT_WRITE_MIN_BYTES.
+            BlockOp::Write | BlockOp::WriteAtomic => {
+                let done = cmd.done_bytes as usize;
+                let Some(src) = cmd.data_out.get(done..done + len) else {
+                    return false;
+                };
+                dst.copy_from_slice(src);
+            }
             // No other operation writes.
             _ => return false,
         }
