@@ -183,12 +183,13 @@ def run_cell(cell, target, cmd, client_cpus, args):
     row["client_cpu_cores"] = cpu.get("client")
     row["client_cpus_busy"] = cpu.get("client_cpus")
     row["target_cpu_cores"] = cpu.get("target")
+    iops = (row["metrics"] or {}).get("iops")
     if profiler is not None:
-        path = profiler.finish()
+        path = profiler.finish(iops)
         row["profile"] = os.path.relpath(path, args.out) if path else None
+        row["target_instructions_per_io"] = profiler.instructions_per_io(iops) or None
         if profiler.error:
             log(f"{cell.id} on {target.name}: {profiler.error}")
-    iops = (row["metrics"] or {}).get("iops")
     if cpu.get("target") is not None and iops:
         row["target_cpu_us_per_io"] = cpu["target"] / iops * 1e6
     return row

@@ -35,10 +35,27 @@ class ProfileTest(unittest.TestCase):
         self.assertEqual(len(profile.top_lines(REPORT, limit=2)), 2)
         self.assertEqual(profile.top_lines("# only comments\n\n"), [])
 
+    def test_instruction_counts_are_read_from_perf_stat_csv(self):
+        text = ("# started on Sun Nov 22 08:43:37 2026\n\n"
+                "287630,,instructions:u,13165385,100.00,,\n"
+                "894420,,instructions:k,13165385,100.00,,\n")
+        self.assertEqual(profile.parse_stat(text), {"user": 287630, "kernel": 894420})
+        self.assertEqual(profile.parse_stat("<not counted>,,instructions:u,0,0.00,,\n"), {})
+
+    def test_instructions_per_io_over_the_window(self):
+        profiler = profile.WindowProfiler.__new__(profile.WindowProfiler)
+        profiler.instructions = {"user": 6_000_000, "kernel": 3_000_000}
+        profiler.seconds = 2.0
+        self.assertEqual(profiler.instructions_per_io(1000), {"user": 3000.0, "kernel": 1500.0})
+        self.assertEqual(profiler.instructions_per_io(0), {})
+
     def test_commands(self):
         self.assertEqual(profile.record_cmd(42, 12.5, "/tmp/x.data"),
                          ["perf", "record", "-q", "-g", "-p", "42", "-o", "/tmp/x.data",
                           "--", "sleep", "12.5"])
+        self.assertEqual(profile.stat_cmd(42, 3.0, "/tmp/x.stat"),
+                         ["perf", "stat", "-x", ",", "-e", "instructions:u,instructions:k",
+                          "-p", "42", "-o", "/tmp/x.stat", "--", "sleep", "3.0"])
         report = profile.report_cmd("/tmp/x.data")
         self.assertEqual(report[:3], ["perf", "report", "-i"])
         self.assertIn("comm,dso,sym", report)
