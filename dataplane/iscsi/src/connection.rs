@@ -264,7 +264,8 @@ pub struct Connection {
     pub(crate) created_ms: u64,
     /// Bytes of a PDU not yet complete; never more than one PDU of the current limits.
     pub(crate) recv: Vec<u8>,
-    /// A Data-Out PDU whose data is being taken as it arrives (`recv` is empty meanwhile).
+    /// A write data PDU (SCSI Command with immediate data, or Data-Out) whose data is being
+    /// taken as it arrives (`recv` is empty meanwhile); see `data_stream`.
     pub(crate) stream: Option<DataOutStream>,
     pub(crate) send: SendQueue,
     pub(crate) seq: Sequencer,

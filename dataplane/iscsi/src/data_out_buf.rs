@@ -43,13 +43,6 @@ impl DataOutBuf {
         buf
     }
 
-    /// A copy of `bytes` (for tests and for callers that have the data at hand).
-    pub fn from_slice(bytes: &[u8]) -> Self {
-        let mut buf = DataOutBuf::new();
-        buf.extend_from_slice(bytes);
-        buf
-    }
-
     pub fn len(&self) -> usize {
         self.len
     }
@@ -204,7 +197,8 @@ mod tests {
 
     #[test]
     fn clearing_keeps_the_storage_for_reuse() {
-        let mut buf = DataOutBuf::from_slice(&[7; 100]);
+        let mut buf = DataOutBuf::new();
+        buf.extend_from_slice(&[7; 100]);
         let capacity = buf.capacity();
         buf.clear();
         assert!(buf.is_empty());

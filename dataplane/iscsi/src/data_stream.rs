@@ -16,11 +16,7 @@ use lunar_wire::iscsi::framer::padded_len;
 use lunar_wire::iscsi::{Frame, Opcode, BHS_LEN_BYTES};
 
 use crate::connection::{Action, Connection, Phase};
-
-/// Offset of ExpStatSN in every initiator PDU's BHS.
-const EXP_STAT_SN_OFFSET: usize = 28;
-/// Offset of the Initiator Task Tag in every BHS.
-const ITT_OFFSET: usize = 16;
+use crate::intake::exp_stat_sn;
 
 /// The part of a write data PDU's data segment still to come.
 #[derive(Debug)]
@@ -76,7 +72,6 @@ impl Connection {
         };
         let ahs_len = usize::from(bhs_bytes[4]) * 4;
         let (ahs, header_digest) = after_bhs.split_at(ahs_len);
-        let data_len = u32::from_be_bytes([0, bhs_bytes[5], bhs_bytes[6], bhs_bytes[7]]) as usize;
         let header_only = Frame {
             bhs_bytes,
             ahs,
@@ -86,23 +81,17 @@ impl Connection {
             data_digest: &[],
             len_bytes: header_len,
         };
+        let bhs = header_only.bhs();
+        let data_len = bhs.data_segment_len_bytes() as usize;
         if data.len() >= padded_len(data_len) || header_only.check_header_digest().is_err() {
             return false;
         }
-        let field = |offset: usize| {
-            u32::from_be_bytes([
-                bhs_bytes[offset],
-                bhs_bytes[offset + 1],
-                bhs_bytes[offset + 2],
-                bhs_bytes[offset + 3],
-            ])
-        };
-        self.acknowledge_status(field(EXP_STAT_SN_OFFSET));
-        let itt = if Opcode::from_bits(bhs_bytes[0]) == Some(Opcode::ScsiCommand) {
+        self.acknowledge_status(exp_stat_sn(bhs_bytes));
+        let itt = if bhs.opcode() == Some(Opcode::ScsiCommand) {
             self.begin_scsi_command(bhs_bytes, ahs, data_len, now_ms)
         } else {
             let accepted = self.begin_data_out(bhs_bytes, data_len, now_ms);
-            accepted.then(|| field(ITT_OFFSET))
+            accepted.then(|| bhs.itt())
         };
         self.stream = Some(DataOutStream {
             itt,

@@ -13,6 +13,13 @@ use crate::connection::{Action, CloseReason, Connection, Phase, TargetCatalog};
 /// Offset of ExpStatSN in every initiator PDU's BHS.
 const EXP_STAT_SN_OFFSET: usize = 28;
 
+/// The ExpStatSN every initiator PDU carries.
+pub(crate) fn exp_stat_sn(bhs_bytes: &[u8; BHS_LEN_BYTES]) -> u32 {
+    let mut field = [0u8; 4];
+    field.copy_from_slice(&bhs_bytes[EXP_STAT_SN_OFFSET..EXP_STAT_SN_OFFSET + 4]);
+    u32::from_be_bytes(field)
+}
+
 impl Connection {
     /// Feed received bytes. Complete PDUs are processed; partial ones are kept (bounded by the
     /// negotiated limits; an oversized PDU is a protocol error, never an allocation).
@@ -28,7 +35,7 @@ impl Connection {
         if self.phase == Phase::Closed || bytes.is_empty() {
             return;
         }
-        // The rest of a Data-Out's data being taken as it arrives (see `data_stream`).
+        // The rest of a write data PDU's data being taken as it arrives (see `data_stream`).
         let mut input = self.continue_data_out_stream(bytes, now_ms, actions);
         // Finish the PDU whose beginning is buffered, then take whole PDUs straight from the
         // input and keep only the incomplete tail.
@@ -43,8 +50,8 @@ impl Connection {
                         continue;
                     }
                     self.recv = recv;
-                    // Of a Data-Out's data, buffer no more than its header: the data can
-                    // then go straight to its task.
+                    // Of a write data PDU, buffer no more than its header: the data can then
+                    // go straight to its task.
                     let wanted = self
                         .streamable_header_len(&self.recv)
                         .filter(|&header| header > self.recv.len())
@@ -122,13 +129,7 @@ impl Connection {
                 // Only whole PDUs count as activity: a peer trickling bytes without ever
                 // completing one is pinged and then dropped by the keep-alive.
                 self.keepalive.on_activity(now_ms);
-                let exp_stat_sn = u32::from_be_bytes([
-                    frame.bhs_bytes[EXP_STAT_SN_OFFSET],
-                    frame.bhs_bytes[EXP_STAT_SN_OFFSET + 1],
-                    frame.bhs_bytes[EXP_STAT_SN_OFFSET + 2],
-                    frame.bhs_bytes[EXP_STAT_SN_OFFSET + 3],
-                ]);
-                self.acknowledge_status(exp_stat_sn);
+                self.acknowledge_status(exp_stat_sn(frame.bhs_bytes));
                 if frame.check_data_digest().is_err() {
                     self.on_data_digest_error(frame, now_ms, actions);
                     return;

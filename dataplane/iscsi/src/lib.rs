@@ -13,7 +13,7 @@
 //! Modules: [`connection`] (contract), `catalog` (targets, CHAP credentials, access lists),
 //! `cdb_bytes` (a command's CDB without a heap allocation), `data_out_buf` (write data in
 //! aligned storage a device write can use as it is),
-//! `intake` (framing, digests, ExpStatSN), `data_stream` (Data-Out data
+//! `intake` (framing, digests, ExpStatSN), `data_stream` (write data
 //! taken as it arrives), `login` (login phase), `security` (AuthMethod),
 //! `chap` and `md5` (CHAP), `entropy` (challenge randomness), `negotiate` (operational keys),
 //! `params` (negotiated values), `ffp` (full feature phase dispatch, NOP, logout, reject),

@@ -1,10 +1,12 @@
 //! Backend operations of a command on the ring: read, write (FUA through RWF_DSYNC), fdatasync
-//! and fallocate (hole punching for UNMAP), and their completions. Reads land in the command's
-//! pool buffer (registered with the ring); plain writes of 16 KiB and more go out of the host's
-//! data-out, whose storage the iSCSI state machine keeps aligned for `O_DIRECT`, so the data
-//! is copied once in user space (from the receive buffer) between the socket and the device;
-//! smaller ones are copied into a pool buffer first (see `DIRECT_WRITE_MIN_BYTES`) — short transfers are
+//! and fallocate (hole punching for UNMAP), and their completions: short transfers are
 //! resubmitted for the remainder, transient errors retried, real errors mark the command failed.
+//!
+//! Reads land in the command's pool buffer (registered with the ring). Plain writes of 16 KiB
+//! and more go out of the host's data-out, whose storage the iSCSI state machine keeps aligned
+//! for `O_DIRECT`, so their data is copied once in user space (from the receive buffer) between
+//! the socket and the device; smaller ones are copied into a pool buffer first (see
+//! `DIRECT_WRITE_MIN_BYTES`).
 
 use std::os::fd::RawFd;
 
