@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from . import clients, matrix, profile, report
+from . import clients, matrix, profile, report, rounds
 from .backing import Backing
 from .procstat import WindowSampler, rss_bytes
 from .targets import Lunar, Tgt, taskset
@@ -61,6 +61,9 @@ def parse_args(argv):
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin targets to CPUs 0..cores-1 and clients to the others")
     p.add_argument("--targets", default="tgt,lunar", help="targets to run [tgt,lunar]")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole matrix N times and report medians (see "
+                   "lunarbench/rounds.py) [1]")
     p.add_argument("--cells", default="", help="comma-separated cell ids to run [all]")
     p.add_argument("--list-cells", action="store_true", help="print the cells and exit")
     p.add_argument("--report", metavar="DIR",
@@ -84,6 +87,8 @@ def parse_args(argv):
         p.error("--targets takes tgt and/or lunar")
     if args.runtime_s < 2:
         p.error("--runtime-s must be at least 2")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     return args
 
 
@@ -142,12 +147,25 @@ def parse_output(cell, text):
     return clients.parse_lunar_load(text)
 
 
-def run_cell(cell, target, cmd, client_cpus, args):
+def run_order(cells, targets, rounds):
+    """(round, cell, target) in the order they run: round after round, the raw cells (target
+    None) first, then every target cell against each target one right after the other; which
+    target goes first flips from cell to cell and from round to round."""
+    runs = []
+    for round_no in range(1, rounds + 1):
+        runs += [(round_no, c, None) for c in cells if not c.on_targets]
+        for i, cell in enumerate(c for c in cells if c.on_targets):
+            first = targets if (i + round_no) % 2 == 1 else list(reversed(targets))
+            runs += [(round_no, cell, t) for t in first]
+    return runs
+
+
+def run_cell(cell, target, cmd, client_cpus, args, round_no=1):
     """Runs one client command; returns the row of results.json for it."""
     has_ramp = cell.kind != "iscsi-perf"
     ramp = args.ramp_s if has_ramp else 0.0
     row = {"cell": cell.id, "title": cell.title, "target": target.name if target else "raw",
-           "command": cmd, "metrics": None, "error": None}
+           "command": cmd, "metrics": None, "error": None, "round": round_no}
     start = time.monotonic()
     proc = subprocess.Popen([*taskset(client_cpus), *cmd], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace")
@@ -160,11 +178,12 @@ def run_cell(cell, target, cmd, client_cpus, args):
     profiler = None
     if args.profile and target is not None:
         os.makedirs(os.path.join(args.out, "profiles"), exist_ok=True)
+        suffix = f"-round{round_no}" if args.rounds > 1 else ""
         profiler = profile.WindowProfiler(
             target.pid,
             start + ramp + WINDOW_MARGIN_START_S,
             start + ramp + args.runtime_s - WINDOW_MARGIN_END_S,
-            os.path.join(args.out, "profiles", f"{cell.id}-{target.name}.txt"),
+            os.path.join(args.out, "profiles", f"{cell.id}-{target.name}{suffix}.txt"),
         )
     try:
         out, err = proc.communicate(timeout=ramp + args.runtime_s + CLIENT_GRACE_S)
@@ -254,8 +273,11 @@ def write_reports(out_dir, document):
 def rebuild_report(out_dir):
     with open(os.path.join(out_dir, "results.json"), encoding="utf-8") as f:
         document = json.load(f)
-    results = {(r["cell"], r["target"]): r for r in document["cells"]}
-    document["goals"] = report.goals(results)
+    if document.get("round_cells"):
+        document["goals"] = rounds.goals(document["round_cells"])
+    else:
+        results = {(r["cell"], r["target"]): r for r in document["cells"]}
+        document["goals"] = report.goals(results)
     print(write_reports(out_dir, document))
     return 0
 
@@ -320,41 +342,43 @@ def main(argv=None):
                 "fio_version": tool_version([fio, "--version"]),
                 "cores": args.cores, "poll_mode": args.poll_mode,
                 "target_cpus": target_cpus, "client_cpus": client_cpus,
-                "runtime_s": args.runtime_s, "ramp_s": args.ramp_s,
+                "runtime_s": args.runtime_s, "ramp_s": args.ramp_s, "rounds": args.rounds,
             }
-            runs = [(c, None) for c in cells if not c.on_targets]
-            for i, cell in enumerate(c for c in cells if c.on_targets):
-                order = targets if i % 2 == 0 else list(reversed(targets))
-                runs += [(cell, t) for t in order]
-            for n, (cell, target) in enumerate(runs, 1):
+            runs = run_order(cells, targets, args.rounds)
+            for n, (round_no, cell, target) in enumerate(runs, 1):
                 if target is not None and not target.alive():
                     rows.append({"cell": cell.id, "title": cell.title, "target": target.name,
-                                 "metrics": None, "error": "target is not running"})
+                                 "metrics": None, "error": "target is not running",
+                                 "round": round_no})
                     continue
                 cmd = command_line(cell, target.url if target else None, backing.path, fio,
                                    load, args)
                 if target:
                     target.resume()
                 try:
-                    row = run_cell(cell, target, cmd, client_cpus, args)
+                    row = run_cell(cell, target, cmd, client_cpus, args, round_no)
                 finally:
                     if target:
                         target.pause()
                 rows.append(row)
-                log(f"[{n}/{len(runs)}] {cell.id} on {row['target']}: {summary(row)}")
+                log(f"[{n}/{len(runs)}] {cell.id} on {row['target']}"
+                    + (f" (round {round_no})" if args.rounds > 1 else "")
+                    + f": {summary(row)}")
         finally:
             for target in targets:
                 target.stop()
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
-    results = {(r["cell"], r["target"]): r for r in rows}
     document = {
         "meta": meta,
         "cell_order": [{"id": c.id, "title": c.title, "bs": c.bs} for c in cells
                        if c.on_targets],
-        "cells": rows,
         "idle_sessions": idle,
-        "goals": report.goals(results),
     }
+    if args.rounds > 1:
+        document.update(cells=rounds.fold(rows), round_cells=rows, goals=rounds.goals(rows))
+    else:
+        results = {(r["cell"], r["target"]): r for r in rows}
+        document.update(cells=rows, goals=report.goals(results))
     report.write_json(os.path.join(out_dir, "results.json"), document)
     text = write_reports(out_dir, document)
     latest = os.path.join(os.path.dirname(out_dir), "latest")

@@ -2,6 +2,7 @@
 results.md (a table of tgt against lunar, the ratios and the goals of issue 5), chart.png."""
 
 import json
+import statistics
 
 MIB = 1024 * 1024
 
@@ -104,6 +105,7 @@ def _lat_text(metrics):
 def markdown(document):
     """The results as markdown: the table, the raw ceiling, idle sessions and the goals."""
     meta = document["meta"]
+    rounds = meta.get("rounds", 1)
     rows = {(r["cell"], r["target"]): r for r in document["cells"]}
     lines = [
         f"# lunar vs tgt — {meta['date']}",
@@ -117,16 +119,29 @@ def markdown(document):
         f"{meta['client_cpus'] or 'any'}. {meta['runtime_s']} s per cell after "
         f"{meta['ramp_s']} s of ramp.",
         "",
+    ]
+    if rounds > 1:
+        lines += [
+            f"Every figure is the median of {rounds} rounds of the whole matrix; the ratio "
+            "column is the median of the rounds' ratios, each of two runs made one right "
+            "after the other, and the last column lists them round by round.",
+            "",
+        ]
+    lines += [
         "| cell | tgt IOPS | lunar IOPS | lunar/tgt | tgt MiB/s | lunar MiB/s | "
         "tgt lat µs p50/p99/p99.9 | lunar lat µs p50/p99/p99.9 | tgt CPU µs/IO | "
-        "lunar CPU µs/IO | client cores tgt/lunar | client CPUs busy tgt/lunar |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "lunar CPU µs/IO | client cores tgt/lunar | client CPUs busy tgt/lunar |"
+        + (" lunar/tgt per round |" if rounds > 1 else ""),
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if rounds > 1 else ""),
     ]
     for cell in document["cell_order"]:
         tgt = rows.get((cell["id"], "tgt"), {})
         lunar = rows.get((cell["id"], "lunar"), {})
         tm, lm = tgt.get("metrics"), lunar.get("metrics")
         ratio = (lm["iops"] / tm["iops"]) if tm and lm and tm["iops"] else None
+        per_round = _round_ratios(tgt, lunar)
+        if rounds > 1:
+            ratio = _median_or_none(per_round)
 
         def cell_text(row, key, scale=1.0, digits=0):
             m = row.get("metrics")
@@ -142,6 +157,7 @@ def markdown(document):
             f"{_fmt(lunar.get('target_cpu_us_per_io'), 1)} | "
             f"{_fmt(tgt.get('client_cpu_cores'), 2)}/{_fmt(lunar.get('client_cpu_cores'), 2)} | "
             f"{_pct(tgt.get('client_cpus_busy'))}/{_pct(lunar.get('client_cpus_busy'))} |"
+            + (f" {' '.join(_fmt(r, 2) for r in per_round)} |" if rounds > 1 else "")
         )
     raw = [r for r in document["cells"] if r["target"] == "raw"]
     if raw:
@@ -165,11 +181,18 @@ def markdown(document):
                 f" → {_fmt(m['rss_after_bytes'] / MIB, 1)} MiB, "
                 f"{_fmt(m['per_session_bytes'] / 1024, 1)} KiB per session"
             )
-    lines += ["", "Goals (issue 5):", "", "| goal | measured | wanted | met |", "|---|--:|--:|:-:|"]
+    lines += ["", "Goals (issue 5):", ""]
+    if rounds > 1:
+        lines += ["| goal | median | wanted | met | per round |", "|---|--:|--:|:-:|--:|"]
+    else:
+        lines += ["| goal | measured | wanted | met |", "|---|--:|--:|:-:|"]
     for g in document["goals"]:
         wanted = "≥ " if g["at_least"] else "≤ "
         met = {True: "yes", False: "no", None: "-"}[g["met"]]
-        lines.append(f"| {g['goal']} | {_fmt(g['value'], 2)} | {wanted}{g['threshold']} | {met} |")
+        line = f"| {g['goal']} | {_fmt(g['value'], 2)} | {wanted}{g['threshold']} | {met} |"
+        if rounds > 1:
+            line += f" {' '.join(_fmt(v, 2) for v in g.get('round_values', []))} |"
+        lines.append(line)
     lines += [
         "",
         "CPU µs/IO is the target's CPU time (all threads, user + system, from /proc/PID/stat) "
@@ -181,6 +204,18 @@ def markdown(document):
         "loopback network). Near 100%, the client side, not the target, was the limit.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _round_ratios(tgt, lunar):
+    """lunar IOPS / tgt IOPS in every round both measured (None where one of them failed)."""
+    pairs = zip(tgt.get("round_iops") or [], lunar.get("round_iops") or [])
+    return [lunar_iops / tgt_iops if tgt_iops and lunar_iops is not None else None
+            for tgt_iops, lunar_iops in pairs]
+
+
+def _median_or_none(values):
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
 def _pct(share):
