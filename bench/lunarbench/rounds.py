@@ -84,5 +84,7 @@ def goals(rows):
         value = _median(values)
         threshold, at_least = goal["threshold"], goal["at_least"]
         met = None if value is None else (value >= threshold if at_least else value <= threshold)
-        out.append({**goal, "value": value, "met": met, "round_values": values})
+        busy = _median([round_goals[i].get("client_cpus_busy") for round_goals in per_round])
+        out.append({**goal, "value": value, "met": met, "round_values": values,
+                    "client_cpus_busy": busy})
     return out

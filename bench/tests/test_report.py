@@ -80,6 +80,23 @@ class GoalsTest(unittest.TestCase):
         self.assertIsNone(many[1]["value"])  # no fio 64-job cell in this run
         self.assertIsNone(many[1]["met"])
 
+    def test_throughput_goals_tell_how_busy_the_client_was(self):
+        doc = document()
+        for r in doc["cells"]:
+            if (r["cell"], r["target"]) == ("fio-4k-randwrite-8j", "lunar"):
+                r["client_cpus_busy"] = 0.97
+        results = {(r["cell"], r["target"]): r for r in doc["cells"]}
+        goals = {g["goal"].split(":")[0]: g for g in report.goals(results)}
+        # The busiest of lunar's runs of the goal's cells.
+        self.assertEqual(goals["4 KiB random, 8 sessions (fio 8 jobs, read and write)"]
+                         ["client_cpus_busy"], 0.97)
+        self.assertEqual(goals["4 KiB random, one session at QD32 (iscsi-perf)"]
+                         ["client_cpus_busy"], 0.75)
+        # CPU and latency goals are about the target alone.
+        self.assertIsNone(goals["4 KiB QD1 randread p50 latency"]["client_cpus_busy"])
+        doc["goals"] = report.goals(results)
+        self.assertIn("| ≥ 3.0 | no | 97% |", report.markdown(doc))
+
 
 class MarkdownTest(unittest.TestCase):
     def test_table_has_every_cell_ratios_ceiling_and_idle_sessions(self):

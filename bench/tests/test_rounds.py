@@ -86,7 +86,7 @@ class TableTest(unittest.TestCase):
         # Ratios 5.36, 10.71, 5.36 by round: the median is 5.36.
         self.assertTrue(perf_line.endswith("| 5.36 10.71 5.36 |"), perf_line)
         self.assertIn("| 5.36 |", perf_line)
-        self.assertIn("| goal | median | wanted | met | per round |", text)
+        self.assertIn("| goal | median | wanted | met | client CPUs busy | per round |", text)
 
     def test_one_round_keeps_the_plain_table(self):
         doc = document()
