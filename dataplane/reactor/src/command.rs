@@ -92,14 +92,19 @@ impl Cmd {
             && self.total_bytes >= DIRECT_WRITE_MIN_BYTES
     }
 
+    /// The `len` bytes of `data_out` the current chunk writes (from `done_bytes` on): `None`
+    /// unless all of them are there.
+    pub(crate) fn data_out_chunk(&self, len: usize) -> Option<&[u8]> {
+        let start = self.done_bytes as usize;
+        self.data_out.get(start..start.checked_add(len)?)
+    }
+
     /// Where a write piece's bytes start in `data_out`: `None` unless the whole piece lies in
     /// it.
     pub(crate) fn data_out_piece(&self, piece: &Piece) -> Option<*const u8> {
-        let start = (self.done_bytes as usize).checked_add(piece.buf_offset_bytes)?;
-        let bytes = self
-            .data_out
-            .get(start..start.checked_add(piece.len_bytes)?)?;
-        Some(bytes.as_ptr())
+        let end = piece.buf_offset_bytes.checked_add(piece.len_bytes)?;
+        let chunk = self.data_out_chunk(end)?;
+        Some(chunk[piece.buf_offset_bytes..].as_ptr())
     }
 
     /// The lock this command needs on its range.

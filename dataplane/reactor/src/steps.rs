@@ -161,8 +161,7 @@ impl Reactor {
             return false;
         };
         if cmd.writes_from_data_out() {
-            let done = cmd.done_bytes as usize;
-            return cmd.data_out.get(done..done + len).is_some();
+            return cmd.data_out_chunk(len).is_some();
         }
         let Some(buf) = cmd.buf else {
             return false;
@@ -188,8 +187,7 @@ impl Reactor {
             BlockOp::CompareAndWrite | BlockOp::OrWrite | BlockOp::ExtendedCopy { .. } => {}
             // Writes below DIRECT_WRITE_MIN_BYTES.
             BlockOp::Write | BlockOp::WriteAtomic => {
-                let done = cmd.done_bytes as usize;
-                let Some(src) = cmd.data_out.get(done..done + len) else {
+                let Some(src) = cmd.data_out_chunk(len) else {
                     return false;
                 };
                 dst.copy_from_slice(src);
