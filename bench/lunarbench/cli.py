@@ -276,8 +276,7 @@ def rebuild_report(out_dir):
     if document.get("round_cells"):
         document["goals"] = rounds.goals(document["round_cells"])
     else:
-        results = {(r["cell"], r["target"]): r for r in document["cells"]}
-        document["goals"] = report.goals(results)
+        document["goals"] = report.goals(report.by_cell(document["cells"]))
     print(write_reports(out_dir, document))
     return 0
 
@@ -377,8 +376,7 @@ def main(argv=None):
     if args.rounds > 1:
         document.update(cells=rounds.fold(rows), round_cells=rows, goals=rounds.goals(rows))
     else:
-        results = {(r["cell"], r["target"]): r for r in rows}
-        document.update(cells=rows, goals=report.goals(results))
+        document.update(cells=rows, goals=report.goals(report.by_cell(rows)))
     report.write_json(os.path.join(out_dir, "results.json"), document)
     text = write_reports(out_dir, document)
     latest = os.path.join(os.path.dirname(out_dir), "latest")

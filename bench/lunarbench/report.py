@@ -6,6 +6,11 @@ import statistics
 
 MIB = 1024 * 1024
 
+def by_cell(rows):
+    """Rows of results.json keyed by (cell id, target name), as `goals` takes them."""
+    return {(r["cell"], r["target"]): r for r in rows}
+
+
 def _metric(results, cell, target, key):
     row = results.get((cell, target))
     if not row or not row.get("metrics"):
@@ -36,6 +41,17 @@ def _min_ratio(results, cells, key="iops"):
     return None if any(r is None for r in ratios) else min(ratios)
 
 
+def median(values):
+    """The median of the values that are not None; None when there are none."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def is_met(value, threshold, at_least):
+    """Whether a goal's value is on the right side of its threshold (None without a value)."""
+    return None if value is None else (value >= threshold if at_least else value <= threshold)
+
+
 def _client_busy(results, cells):
     """How busy the client CPUs were while lunar ran these cells: the busiest of them."""
     shares = [(results.get((c, "lunar")) or {}).get("client_cpus_busy") for c in cells]
@@ -51,9 +67,8 @@ def goals(results):
     out = []
 
     def add(text, value, threshold, at_least, client_cells=()):
-        met = None if value is None else (value >= threshold if at_least else value <= threshold)
         out.append({"goal": text, "value": value, "threshold": threshold,
-                    "at_least": at_least, "met": met,
+                    "at_least": at_least, "met": is_met(value, threshold, at_least),
                     "client_cpus_busy": _client_busy(results, client_cells)})
 
     fio8 = ["fio-4k-randread-8j", "fio-4k-randwrite-8j"]
@@ -116,7 +131,7 @@ def markdown(document):
     """The results as markdown: the table, the raw ceiling, idle sessions and the goals."""
     meta = document["meta"]
     rounds = meta.get("rounds", 1)
-    rows = {(r["cell"], r["target"]): r for r in document["cells"]}
+    rows = by_cell(document["cells"])
     lines = [
         f"# lunar vs tgt — {meta['date']}",
         "",
@@ -148,10 +163,11 @@ def markdown(document):
         tgt = rows.get((cell["id"], "tgt"), {})
         lunar = rows.get((cell["id"], "lunar"), {})
         tm, lm = tgt.get("metrics"), lunar.get("metrics")
-        ratio = (lm["iops"] / tm["iops"]) if tm and lm and tm["iops"] else None
         per_round = _round_ratios(tgt, lunar)
         if rounds > 1:
-            ratio = _median_or_none(per_round)
+            ratio = median(per_round)
+        else:
+            ratio = (lm["iops"] / tm["iops"]) if tm and lm and tm["iops"] else None
 
         def cell_text(row, key, scale=1.0, digits=0):
             m = row.get("metrics")
@@ -226,11 +242,6 @@ def _round_ratios(tgt, lunar):
             for tgt_iops, lunar_iops in pairs]
 
 
-def _median_or_none(values):
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
 def _pct(share):
     return "-" if share is None else f"{share * 100:.0f}%"
 
@@ -251,7 +262,7 @@ def chart(path, document):
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    rows = {(r["cell"], r["target"]): r for r in document["cells"]}
+    rows = by_cell(document["cells"])
     cells = document["cell_order"]
     colors = {"tgt": "#8c8c8c", "lunar": "#2b6cb0"}
 

@@ -8,18 +8,12 @@ two runs made one right after the other, so drift between rounds cancels out of 
 then drops the rounds where something else on the machine hit one of the two.
 """
 
-import statistics
-
 from . import report
+from .report import median
 
 # Row fields (beyond the metrics) that are folded into their median.
 _NUMERIC_FIELDS = ("target_cpu_us_per_io", "client_cpu_cores", "client_cpus_busy",
                    "target_instructions_per_io", "elapsed_s")
-
-
-def _median(values):
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
 
 
 def _median_metrics(metrics_list):
@@ -29,9 +23,9 @@ def _median_metrics(metrics_list):
         values = [m.get(key) for m in metrics_list]
         if all(isinstance(v, dict) or v is None for v in values) and any(values):
             tables = [v for v in values if v]
-            out[key] = {k: _median([t.get(k) for t in tables]) for k in tables[0]}
+            out[key] = {k: median([t.get(k) for t in tables]) for k in tables[0]}
         elif all(isinstance(v, (int, float)) or v is None for v in values):
-            out[key] = _median(values)
+            out[key] = median(values)
         else:
             out[key] = values[0]
     return out
@@ -64,7 +58,7 @@ def fold(rows):
         if errors:
             out["round_errors"] = errors
         for field in _NUMERIC_FIELDS:
-            value = _median([r.get(field) for r in measured])
+            value = median([r.get(field) for r in measured])
             if value is not None:
                 out[field] = value
         folded.append(out)
@@ -76,15 +70,15 @@ def goals(rows):
     could be computed, with every round's value in `round_values`."""
     by_round = {}
     for row in rows:
-        by_round.setdefault(row.get("round", 1), {})[(row["cell"], row["target"])] = row
-    per_round = [report.goals(results) for _, results in sorted(by_round.items())]
+        by_round.setdefault(row.get("round", 1), []).append(row)
+    per_round = [report.goals(report.by_cell(round_rows))
+                 for _, round_rows in sorted(by_round.items())]
     out = []
     for i, goal in enumerate(per_round[0]):
         values = [round_goals[i]["value"] for round_goals in per_round]
-        value = _median(values)
-        threshold, at_least = goal["threshold"], goal["at_least"]
-        met = None if value is None else (value >= threshold if at_least else value <= threshold)
-        busy = _median([round_goals[i].get("client_cpus_busy") for round_goals in per_round])
-        out.append({**goal, "value": value, "met": met, "round_values": values,
-                    "client_cpus_busy": busy})
+        value = median(values)
+        busy = median([round_goals[i].get("client_cpus_busy") for round_goals in per_round])
+        out.append({**goal, "value": value,
+                    "met": report.is_met(value, goal["threshold"], goal["at_least"]),
+                    "round_values": values, "client_cpus_busy": busy})
     return out
