@@ -14,8 +14,6 @@
 //! is run again whole on the new generation. The chunks it had completed stay done; only a command longer than one chunk (WRITE SAME, VERIFY, EXTENDED COPY over a long
 //! range) can see two generations, each chunk wholly on one.
 
-use std::os::fd::AsRawFd;
-
 use lunar_scsi::{BlockOp, ScsiReply};
 use lunar_uring::UserData;
 use lunar_volume::{IoOp, LegRef, PlanOutcome, PlanStep};
@@ -200,19 +198,11 @@ impl Reactor {
                 self.parked.push_back(id);
                 return;
             }
-            let fd = self
-                .tables
-                .get(cmd.generation)
-                .expect("pinned table is live")
-                .snapshot
-                .devices
-                .get(device as usize)
-                .and_then(|d| d.as_ref())
-                .map(|d| d.fd.as_raw_fd());
+            let file = self.tables.device_file(cmd.generation, device as usize);
             let (kind, buf, volume_uid) = (cmd.piece_kind, cmd.buf, cmd.volume_uid);
             let cmd = self.cmds.get_mut(id).expect("live");
             cmd.next_step += 1;
-            let Some(fd) = fd else {
+            let Some(file) = file else {
                 cmd.failed = true;
                 continue;
             };
@@ -225,7 +215,7 @@ impl Reactor {
             }
             let piece = Piece {
                 kind,
-                fd,
+                file,
                 device_offset_bytes,
                 buf_offset_bytes: request_offset_bytes as usize,
                 len_bytes: len_bytes as usize,

@@ -11,7 +11,7 @@ use lunar_iscsi::{Action, ChapConfig, CloseReason, Connection, SessionKind, Targ
 use std::sync::Arc;
 
 use lunar_scsi::{NexusId, NexusState};
-use lunar_uring::UserData;
+use lunar_uring::{with_file, FileRef, UserData};
 use lunar_wire::keyhash::KeyHashMap;
 
 use crate::incoming::Incoming;
@@ -28,6 +28,9 @@ pub const CLOSE_LINGER_MS: u64 = 2_000;
 
 pub struct Conn {
     fd: Option<OwnedFd>,
+    /// How receives and sends name the socket: its slot in the ring's file table once the
+    /// connection is admitted (emptied before the descriptor is closed).
+    file: FileRef,
     pub(crate) iscsi: Connection,
     peer: Option<SocketAddr>,
     /// `ip:port,tpgt` of the portals to report in SendTargets, this connection's own first.
@@ -58,6 +61,11 @@ pub struct Conn {
 impl Conn {
     pub(crate) fn raw_fd(&self) -> i32 {
         self.fd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1)
+    }
+
+    /// The socket as the data path's operations name it.
+    pub(crate) fn file(&self) -> FileRef {
+        self.file
     }
 
     /// The device-model state of this nexus for `lun`, created on first use.
@@ -179,8 +187,10 @@ impl Reactor {
                 portals.push(portal);
             }
         }
+        let file = FileRef::Raw(fd.as_raw_fd());
         let conn = Conn {
             fd: Some(fd),
+            file,
             iscsi: Connection::new(self.conn_config.clone(), self.now_ms()),
             peer,
             portals,
@@ -200,6 +210,8 @@ impl Reactor {
         match self.conns.insert(conn) {
             Ok(id) => {
                 tracing::debug!(reactor = self.id, peer = ?peer, "connection accepted");
+                let conn = self.conns.get_mut(id).expect("just inserted");
+                conn.file = self.ring.register_file(conn.raw_fd());
                 self.pump(id);
             }
             Err(_) => {
@@ -418,15 +430,14 @@ impl Reactor {
         if !conn.send_armed && !conn.shutdown_sent {
             conn.out.refill(&mut conn.iscsi, ring.bufs_mut());
             if let Some(plan) = conn.out.plan(ring.bufs_mut()) {
-                let fd = types::Fd(conn.raw_fd());
-                let entry = match plan {
+                let entry = with_file!(conn.file(), |fd| match plan {
                     SendPlan::Contiguous { ptr, len } => opcode::Send::new(fd, ptr, len)
                         .flags(libc::MSG_NOSIGNAL)
                         .build(),
                     SendPlan::Gathered { msg } => opcode::SendMsg::new(fd, msg)
                         .flags(libc::MSG_NOSIGNAL as u32)
                         .build(),
-                };
+                });
                 // SAFETY: the bytes, the iovecs, the message header and the borrowed pool
                 // buffers are not touched or freed while `send_armed` is set, and the
                 // connection (and its fd) lives until no socket operation is armed.
@@ -475,6 +486,7 @@ impl Reactor {
                 },
             });
         }
+        self.ring.unregister_file(conn.file);
         if let Some(fd) = conn.fd.take() {
             self.close_fd_async(fd.into_raw_fd());
         }

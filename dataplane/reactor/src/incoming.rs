@@ -6,9 +6,9 @@
 //! closes, the receive is cancelled and armed again once input is wanted. Without provided
 //! buffers (kernels before 5.19), a single-shot receive into a buffer of the connection's own.
 
-use io_uring::{cqueue, opcode, types};
+use io_uring::{cqueue, opcode};
 use lunar_iscsi::CloseReason;
-use lunar_uring::{UserData, RECV_BUFFER_GROUP};
+use lunar_uring::{with_file, UserData, RECV_BUFFER_GROUP};
 
 use crate::conn::CatalogView;
 use crate::reactor::{Op, Reactor};
@@ -40,7 +40,7 @@ impl Reactor {
         };
         let unsent = conn.out.unsent_bytes();
         let wanted = !conn.is_closing() && conn.iscsi.wants_recv_while_sending(unsent);
-        let fd = types::Fd(conn.raw_fd());
+        let file = conn.file();
         let incoming = &mut conn.incoming;
         if incoming.armed {
             if let (false, Some(recv), false) = (wanted, incoming.multishot, incoming.cancel_sent) {
@@ -58,12 +58,18 @@ impl Reactor {
             return;
         }
         let entry = if provided {
-            opcode::RecvMulti::new(fd, RECV_BUFFER_GROUP).build()
+            with_file!(file, |fd| opcode::RecvMulti::new(fd, RECV_BUFFER_GROUP)
+                .build())
         } else {
             let buf = incoming
                 .own_buf
                 .get_or_insert_with(|| vec![0u8; RECV_BUFFER_BYTES].into_boxed_slice());
-            opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32).build()
+            with_file!(file, |fd| opcode::Recv::new(
+                fd,
+                buf.as_mut_ptr(),
+                buf.len() as u32
+            )
+            .build())
         };
         // SAFETY: provided buffers belong to the ring; a connection's own buffer is boxed,
         // owned by it and not read while `armed` is set; the connection (and its fd) lives

@@ -10,6 +10,7 @@ mod command;
 mod conn;
 mod control_requests;
 pub mod dataplane;
+mod device_files;
 mod dirty;
 mod incoming;
 mod mailbox;

@@ -8,10 +8,8 @@
 //! the socket and the device; smaller ones are copied into a pool buffer first (see
 //! `DIRECT_WRITE_MIN_BYTES`).
 
-use std::os::fd::RawFd;
-
 use io_uring::{opcode, types};
-use lunar_uring::{BufId, BufPool, UserData};
+use lunar_uring::{with_file, BufId, BufPool, FileRef, UserData};
 use lunar_volume::LegRef;
 
 use crate::reactor::{Op, Reactor};
@@ -32,7 +30,8 @@ pub enum PieceKind {
 #[derive(Debug, Clone, Copy)]
 pub struct Piece {
     pub kind: PieceKind,
-    pub fd: RawFd,
+    /// The device, as the ring names it.
+    pub file: FileRef,
     pub device_offset_bytes: u64,
     /// Offset in the chunk's bytes (in the command's buffer, or in its data-out from the
     /// chunk's start).
@@ -45,9 +44,8 @@ pub struct Piece {
 
 impl Reactor {
     pub(crate) fn submit_piece(&mut self, id: UserData, buf: Option<BufId>, piece: Piece) {
-        let fd = types::Fd(piece.fd);
         let fixed = self.ring.fixed_buffers();
-        let entry = match (piece.kind, buf) {
+        let entry = with_file!(piece.file, |fd| match (piece.kind, buf) {
             (PieceKind::Flush, _) => opcode::Fsync::new(fd)
                 .flags(types::FsyncFlags::DATASYNC)
                 .build(),
@@ -101,11 +99,11 @@ impl Reactor {
                 self.on_backend(id, piece, -libc::EINVAL);
                 return;
             }
-        };
+        });
         // SAFETY: a pool buffer stays lent to this command until its last piece completes; a
         // command's data-out is neither changed nor dropped while it has pieces in flight
-        // (it is recycled when the command finishes); the device fd is kept open by the
-        // pinned table generation.
+        // (it is recycled when the command finishes); the device is kept open by the pinned
+        // table generation, and keeps its file-table slot while that generation is live.
         if unsafe { self.push_op(entry, Op::Backend { cmd: id, piece }) }.is_none() {
             // Space was checked before the chunk started; treat a failure as an I/O error
             // rather than losing the piece.
@@ -126,7 +124,7 @@ impl Reactor {
         if result < 0 || (moves_bytes && result == 0 && piece.len_bytes > 0) {
             tracing::warn!(
                 reactor = self.id,
-                fd = piece.fd,
+                file = ?piece.file,
                 offset = piece.device_offset_bytes,
                 len = piece.len_bytes,
                 kind = ?piece.kind,

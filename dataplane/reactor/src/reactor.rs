@@ -26,6 +26,7 @@ use crate::command::Cmd;
 use crate::conn::Conn;
 use crate::control_requests::ControlRequests;
 use crate::dataplane::PollMode;
+use crate::device_files::DeviceFiles;
 use crate::incoming::{RECV_BUFFERS, RECV_BUFFER_BYTES};
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
 use crate::portals::Listeners;
@@ -110,6 +111,8 @@ pub struct Reactor {
     /// Mirror read balancing, per volume uid.
     pub(crate) balancers: KeyHashMap<u64, ReadBalancer>,
     completions: Vec<Completion>,
+    /// The devices of live generations, registered in the ring's file table.
+    device_files: DeviceFiles,
     released: Vec<Arc<Snapshot>>,
     outbox_backlog: VecDeque<FromReactor>,
     pub(crate) shutting_down: bool,
@@ -141,13 +144,16 @@ impl Reactor {
                 "no provided receive buffers ({e}): each connection receives into its own"
             );
         }
+        let mut device_files = DeviceFiles::default();
+        let initial_files = device_files.acquire(&mut ring, &initial);
         Ok(Reactor {
             id,
             ring,
             ops: OpSlab::with_capacity(OPS_IN_FLIGHT_MAX),
             conns: OpSlab::with_capacity(CONNECTIONS_PER_REACTOR_MAX),
             cmds: OpSlab::with_capacity(COMMANDS_IN_FLIGHT_MAX),
-            tables: Tables::new(initial),
+            tables: Tables::new(initial, initial_files),
+            device_files,
             mailbox,
             listeners,
             wake_buf: Box::new([0; 8]),
@@ -309,7 +315,9 @@ impl Reactor {
             match message {
                 ToReactor::Install { snapshot, locks } => {
                     let generation = snapshot.generation;
-                    if self.tables.install(snapshot, locks) {
+                    if self.tables.is_newer(generation) {
+                        let files = self.device_files.acquire(&mut self.ring, &snapshot);
+                        self.tables.install(snapshot, locks, files);
                         self.send_to_control(FromReactor::Installed(generation));
                     } else {
                         tracing::error!(
@@ -433,6 +441,8 @@ impl Reactor {
         if let Some(drained_below) = self.tables.retire(&mut self.released) {
             let released = std::mem::take(&mut self.released);
             for snapshot in released {
+                // Out of the file table before the control thread may close the devices.
+                self.device_files.release(&mut self.ring, &snapshot);
                 self.send_to_control(FromReactor::Release(snapshot));
             }
             self.send_to_control(FromReactor::Drained(drained_below));

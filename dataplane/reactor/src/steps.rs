@@ -5,10 +5,10 @@
 //! submission-queue space park the command; it is retried every loop turn, never failed
 //! (backpressure, not an error).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 
 use lunar_scsi::BlockOp;
-use lunar_uring::UserData;
+use lunar_uring::{FileRef, UserData};
 
 use crate::chunks::ChunkKind;
 use crate::pieces::{Piece, PieceKind};
@@ -206,31 +206,30 @@ impl Reactor {
             .tables
             .get(cmd.generation)
             .expect("pinned table is live");
-        let mut fds: Vec<RawFd> = Vec::new();
+        let mut files: Vec<FileRef> = Vec::new();
         if let Some(volume) = table.snapshot.volumes.get(cmd.volume) {
             for &device in volume.map.devices() {
-                if let Some(Some(device)) = table.snapshot.devices.get(device as usize) {
-                    let fd = device.fd.as_raw_fd();
-                    if !fds.contains(&fd) {
-                        fds.push(fd);
+                if let Some(Some(file)) = table.device_files.get(device as usize) {
+                    if !files.contains(file) {
+                        files.push(*file);
                     }
                 }
             }
         }
-        if !self.ring.ensure_sq_space(fds.len()) {
+        if !self.ring.ensure_sq_space(files.len()) {
             self.parked.push_back(id);
             return;
         }
-        if fds.is_empty() {
+        if files.is_empty() {
             self.finish_good(id);
             return;
         }
         let cmd = self.cmds.get_mut(id).expect("live");
-        cmd.pending = fds.len() as u32;
-        for fd in fds {
+        cmd.pending = files.len() as u32;
+        for file in files {
             let piece = Piece {
                 kind: PieceKind::Flush,
-                fd,
+                file,
                 device_offset_bytes: 0,
                 buf_offset_bytes: 0,
                 len_bytes: 0,

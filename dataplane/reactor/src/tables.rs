@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use lunar_scsi::LogicalUnit;
+use lunar_uring::FileRef;
 
 use crate::range_locks::RangeLocks;
 use crate::snapshot::Snapshot;
@@ -44,12 +45,19 @@ pub struct InstalledTable {
     /// Range locks per volume (same index as `snapshot.volumes`), shared by every reactor.
     pub locks: Arc<Vec<Arc<RangeLocks>>>,
     pub targets: Vec<InstalledTarget>,
+    /// How operations name each device (same index as `snapshot.devices`): its slot in the
+    /// ring's file table (see `device_files`).
+    pub device_files: Vec<Option<FileRef>>,
     /// Commands pinned to this generation.
     pub pinned: u32,
 }
 
 impl InstalledTable {
-    pub fn new(snapshot: Arc<Snapshot>, locks: Arc<Vec<Arc<RangeLocks>>>) -> Self {
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        locks: Arc<Vec<Arc<RangeLocks>>>,
+        device_files: Vec<Option<FileRef>>,
+    ) -> Self {
         let targets = snapshot
             .targets
             .iter()
@@ -96,6 +104,7 @@ impl InstalledTable {
             snapshot,
             locks,
             targets,
+            device_files,
             pinned: 0,
         }
     }
@@ -116,10 +125,10 @@ pub struct Tables {
 }
 
 impl Tables {
-    pub fn new(initial: Arc<Snapshot>) -> Self {
+    pub fn new(initial: Arc<Snapshot>, device_files: Vec<Option<FileRef>>) -> Self {
         let drained_below = initial.generation;
         let mut live = VecDeque::new();
-        live.push_back(InstalledTable::new(initial, Arc::default()));
+        live.push_back(InstalledTable::new(initial, Arc::default(), device_files));
         Tables {
             live,
             drained_below,
@@ -136,14 +145,29 @@ impl Tables {
         self.current().generation()
     }
 
-    /// Install a newer generation. Returns false (and ignores it) if it is not newer:
-    /// generations only grow.
-    pub fn install(&mut self, snapshot: Arc<Snapshot>, locks: Arc<Vec<Arc<RangeLocks>>>) -> bool {
-        if snapshot.generation <= self.current_generation() {
+    /// Whether `generation` would be installed: generations only grow.
+    pub fn is_newer(&self, generation: u64) -> bool {
+        generation > self.current_generation()
+    }
+
+    /// Install a newer generation. Returns false (and ignores it) if it is not newer.
+    pub fn install(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        locks: Arc<Vec<Arc<RangeLocks>>>,
+        device_files: Vec<Option<FileRef>>,
+    ) -> bool {
+        if !self.is_newer(snapshot.generation) {
             return false;
         }
-        self.live.push_back(InstalledTable::new(snapshot, locks));
+        self.live
+            .push_back(InstalledTable::new(snapshot, locks, device_files));
         true
+    }
+
+    /// The device of `generation` at `device`, as operations name it.
+    pub fn device_file(&self, generation: u64, device: usize) -> Option<FileRef> {
+        self.get(generation)?.device_files.get(device).copied()?
     }
 
     /// Pin the current generation for a new command; returns it.
@@ -195,10 +219,10 @@ mod tests {
 
     #[test]
     fn old_generation_drains_only_when_unpinned() {
-        let mut tables = Tables::new(snap(1));
+        let mut tables = Tables::new(snap(1), Vec::new());
         let g = tables.pin_current();
         assert_eq!(g, 1);
-        assert!(tables.install(snap(2), Arc::default()));
+        assert!(tables.install(snap(2), Arc::default(), Vec::new()));
         let mut released = Vec::new();
         assert_eq!(tables.retire(&mut released), None, "gen 1 still pinned");
         assert!(released.is_empty());
@@ -210,9 +234,9 @@ mod tests {
 
     #[test]
     fn generations_only_grow() {
-        let mut tables = Tables::new(snap(3));
-        assert!(!tables.install(snap(3), Arc::default()));
-        assert!(!tables.install(snap(2), Arc::default()));
+        let mut tables = Tables::new(snap(3), Vec::new());
+        assert!(!tables.install(snap(3), Arc::default(), Vec::new()));
+        assert!(!tables.install(snap(2), Arc::default(), Vec::new()));
         assert_eq!(tables.current_generation(), 3);
     }
 }

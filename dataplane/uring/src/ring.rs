@@ -3,11 +3,13 @@
 //! flushed once and, if still full, the entry is handed back for the caller to park.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use io_uring::{squeue, types, IoUring};
 
 use crate::buffers::BufPool;
+use crate::files::{self, FileRef, FileSlots};
 use crate::recv_buffers::RecvBuffers;
 use crate::slab::UserData;
 
@@ -31,6 +33,8 @@ pub struct Ring {
     pool: BufPool,
     /// Whether `pool` is registered with the ring (fixed-buffer operations allowed).
     fixed_buffers: bool,
+    /// The registered-file table's free slots; `None` when the kernel refused the table.
+    file_slots: Option<FileSlots>,
 }
 
 impl Ring {
@@ -63,12 +67,62 @@ impl Ring {
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => false,
             Err(e) => return Err(e),
         };
+        // A sparse table (kernels from 5.19): without it every file is used by descriptor.
+        let slots = files::slot_count();
+        let file_slots = (slots > 0 && ring.submitter().register_files_sparse(slots).is_ok())
+            .then(|| FileSlots::new(slots));
         Ok(Ring {
             ring,
             recv_buffers: None,
             pool,
             fixed_buffers,
+            file_slots,
         })
+    }
+
+    /// Register `fd` in a slot of the file table, for the operations on it to name the slot.
+    /// Falls back to the descriptor itself when the table is missing or full, or the kernel
+    /// refuses. The caller unregisters the returned reference before closing `fd`.
+    pub fn register_file(&mut self, fd: RawFd) -> FileRef {
+        let Some(slots) = self.file_slots.as_mut() else {
+            return FileRef::Raw(fd);
+        };
+        let Some(slot) = slots.take() else {
+            return FileRef::Raw(fd);
+        };
+        match self.ring.submitter().register_files_update(slot, &[fd]) {
+            Ok(1) => FileRef::Fixed(slot),
+            _ => {
+                slots.give_back(slot);
+                FileRef::Raw(fd)
+            }
+        }
+    }
+
+    /// Empty the slot of a reference [`Ring::register_file`] returned (nothing to do for a
+    /// plain descriptor). Operations still in flight on it keep the file until they complete.
+    pub fn unregister_file(&mut self, file: FileRef) {
+        let FileRef::Fixed(slot) = file else {
+            return;
+        };
+        let Some(slots) = self.file_slots.as_mut() else {
+            return;
+        };
+        // Emptying a slot fails only for a bad slot number, which this table never hands out:
+        // on failure the slot is not reused, so no other file is ever reached through it.
+        if self
+            .ring
+            .submitter()
+            .register_files_update(slot, &[-1])
+            .is_ok()
+        {
+            slots.give_back(slot);
+        }
+    }
+
+    /// Free slots left in the file table (0 without a table).
+    pub fn free_file_slots(&self) -> usize {
+        self.file_slots.as_ref().map_or(0, FileSlots::free_count)
     }
 
     /// Register `buffers` as the provided buffers of socket receives (see
@@ -294,6 +348,68 @@ mod tests {
                 .iter()
                 .any(|c| c.user_data == UserData(7) && !io_uring::cqueue::more(c.flags));
         }
+    }
+
+    fn run_one(ring: &mut Ring, entry: squeue::Entry) -> i32 {
+        // SAFETY: callers pass entries whose buffers and files outlive this wait.
+        unsafe { ring.push(&entry.user_data(1)) }.unwrap();
+        let mut done = Vec::new();
+        while done.is_empty() {
+            ring.submit_and_wait(Duration::from_secs(1)).unwrap();
+            ring.reap(&mut done, 8);
+        }
+        done[0].result
+    }
+
+    #[test]
+    fn a_registered_file_is_reached_by_its_slot_until_unregistered() {
+        use crate::{with_file, FileRef};
+        use std::os::unix::fs::FileExt;
+        let pool = BufPool::new(1, 4096, 1, 4096).unwrap();
+        let mut ring = Ring::new(8, pool).unwrap();
+        let free_before = ring.free_file_slots();
+        assert!(
+            free_before > 0,
+            "kernels with io_uring here have sparse file tables"
+        );
+        let file = tempfile::tempfile().unwrap();
+        let registered = ring.register_file(file.as_raw_fd());
+        assert_eq!(registered, FileRef::Fixed(0));
+        assert_eq!(ring.free_file_slots(), free_before - 1);
+
+        let data = *b"through the slot";
+        let entry = with_file!(registered, |fd| opcode::Write::new(
+            fd,
+            data.as_ptr(),
+            data.len() as u32
+        )
+        .offset(0)
+        .build());
+        assert_eq!(run_one(&mut ring, entry), data.len() as i32);
+        let mut back = [0u8; 16];
+        file.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(back, data);
+
+        ring.unregister_file(registered);
+        assert_eq!(ring.free_file_slots(), free_before);
+        let mut buf = [0u8; 4];
+        let entry = with_file!(registered, |fd| opcode::Read::new(fd, buf.as_mut_ptr(), 4)
+            .build());
+        assert_eq!(
+            run_one(&mut ring, entry),
+            -libc::EBADF,
+            "an empty slot reaches nothing"
+        );
+
+        // The slot is reused; a descriptor still works as one.
+        let other = tempfile::tempfile().unwrap();
+        assert_eq!(ring.register_file(other.as_raw_fd()), FileRef::Fixed(0));
+        let raw = FileRef::Raw(file.as_raw_fd());
+        let entry = with_file!(raw, |fd| opcode::Read::new(fd, buf.as_mut_ptr(), 4)
+            .offset(0)
+            .build());
+        assert_eq!(run_one(&mut ring, entry), 4);
+        assert_eq!(&buf, b"thro");
     }
 
     #[test]
