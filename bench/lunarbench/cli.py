@@ -174,6 +174,7 @@ def run_cell(cell, target, cmd, client_cpus, args, round_no=1):
         start + ramp + WINDOW_MARGIN_START_S,
         start + ramp + args.runtime_s - WINDOW_MARGIN_END_S,
         cpu_sets={"client_cpus": client_cpus},
+        probes={"target_reactors": getattr(target, "reactor_time_us", None)},
     )
     profiler = None
     if args.profile and target is not None:
@@ -202,6 +203,7 @@ def run_cell(cell, target, cmd, client_cpus, args, round_no=1):
     row["client_cpu_cores"] = cpu.get("client")
     row["client_cpus_busy"] = cpu.get("client_cpus")
     row["target_cpu_cores"] = cpu.get("target")
+    row["target_reactors_busy"] = cpu.get("target_reactors")
     iops = (row["metrics"] or {}).get("iops")
     if profiler is not None:
         path = profiler.finish(iops)
@@ -211,6 +213,8 @@ def run_cell(cell, target, cmd, client_cpus, args, round_no=1):
             log(f"{cell.id} on {target.name}: {profiler.error}")
     if cpu.get("target") is not None and iops:
         row["target_cpu_us_per_io"] = cpu["target"] / iops * 1e6
+    if cpu.get("target_reactors_busy_cores") is not None and iops:
+        row["target_busy_us_per_io"] = cpu["target_reactors_busy_cores"] / iops * 1e6
     return row
 
 

@@ -101,14 +101,17 @@ def rss_bytes(pid):
 
 
 class WindowSampler:
-    """Samples the CPU time of named processes (with their children) and the busy time of
-    named CPU sets at two instants, and reports each process's CPU use in between as cores
-    (CPU seconds per second) and each CPU set's busy share (0 to 1). Used to measure the
-    steady state of a run, away from its start-up and wind-down."""
+    """Samples the CPU time of named processes (with their children), the busy time of named
+    CPU sets and named busy-time probes at two instants, and reports each process's CPU use in
+    between as cores (CPU seconds per second), and each CPU set's and probe's busy share (0 to
+    1). A probe is a callable returning (busy µs, total µs) so far, or None; for each probe
+    the result also has `<name>_busy_cores`, its busy µs per µs of wall time. Used to measure
+    the steady state of a run, away from its start-up and wind-down."""
 
-    def __init__(self, pids, start_at, end_at, cpu_sets=None):
+    def __init__(self, pids, start_at, end_at, cpu_sets=None, probes=None):
         self._pids = {name: pid for name, pid in pids.items() if pid}
         self._cpu_sets = {name: cpus for name, cpus in (cpu_sets or {}).items() if cpus}
+        self._probes = {name: probe for name, probe in (probes or {}).items() if probe}
         self._start_at = start_at
         self._end_at = end_at
         self._samples = []
@@ -119,6 +122,7 @@ class WindowSampler:
     def _sample(self):
         values = {n: tree_cpu_seconds(p) for n, p in self._pids.items()}
         values.update({n: cpus_ticks(c) for n, c in self._cpu_sets.items()})
+        values.update({n: probe() for n, probe in self._probes.items()})
         self._samples.append((time.monotonic(), values))
 
     def _run(self):
@@ -139,10 +143,12 @@ class WindowSampler:
         for name in self._pids:
             if first.get(name) is not None and second.get(name) is not None and t2 > t1:
                 out[name] = (second[name] - first[name]) / (t2 - t1)
-        for name in self._cpu_sets:
+        for name in [*self._cpu_sets, *self._probes]:
             if first.get(name) and second.get(name):
                 busy = second[name][0] - first[name][0]
                 total = second[name][1] - first[name][1]
                 if total > 0:
                     out[name] = busy / total
+                if name in self._probes and t2 > t1:
+                    out[f"{name}_busy_cores"] = busy / 1e6 / (t2 - t1)
         return out

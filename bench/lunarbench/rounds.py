@@ -13,6 +13,7 @@ from .report import median
 
 # Row fields (beyond the metrics) that are folded into their median.
 _NUMERIC_FIELDS = ("target_cpu_us_per_io", "client_cpu_cores", "client_cpus_busy",
+                   "target_reactors_busy", "target_busy_us_per_io",
                    "target_instructions_per_io", "elapsed_s")
 
 
@@ -78,7 +79,10 @@ def goals(rows):
         values = [round_goals[i]["value"] for round_goals in per_round]
         value = median(values)
         busy = median([round_goals[i].get("client_cpus_busy") for round_goals in per_round])
+        reactors = median([round_goals[i].get("lunar_reactors_busy")
+                           for round_goals in per_round])
         out.append({**goal, "value": value,
                     "met": report.is_met(value, goal["threshold"], goal["at_least"]),
-                    "round_values": values, "client_cpus_busy": busy})
+                    "round_values": values, "client_cpus_busy": busy,
+                    "lunar_reactors_busy": reactors})
     return out

@@ -217,6 +217,19 @@ class Lunar(Target):
             raise RuntimeError(f"lunard {method}: {response['error']}")
         return response.get("result")
 
+    def reactor_time_us(self):
+        """(busy, total) µs of lunard's reactors since it started, summed over reactors (from
+        `stats_get`); None if lunard does not answer."""
+        try:
+            reactors = self.rpc("stats_get", {}).get("reactors") or []
+        except (OSError, RuntimeError, ValueError):
+            return None
+        if not reactors:
+            return None
+        busy = sum(r["busy_us"] for r in reactors)
+        total = sum(r["busy_us"] + r["idle_poll_us"] + r["sleep_us"] for r in reactors)
+        return busy, total
+
     def stop(self):
         super().stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)

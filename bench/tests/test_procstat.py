@@ -76,6 +76,21 @@ class ProcStatTest(unittest.TestCase):
         self.assertGreaterEqual(busy, 0.0)
         self.assertLessEqual(busy, 1.0)
 
+    def test_window_sampler_reports_busy_probes(self):
+        readings = iter([(100, 400), (400, 1400)])
+        now = time.monotonic()
+        sampler = procstat.WindowSampler({}, now + 0.02, now + 0.12,
+                                         probes={"reactors": lambda: next(readings),
+                                                 "gone": lambda: None, "absent": None})
+        time.sleep(0.2)
+        out = sampler.result()
+        self.assertAlmostEqual(out["reactors"], 0.3)
+        # 300 µs busy over a window of about 0.1 s.
+        self.assertGreater(out["reactors_busy_cores"], 0.0)
+        self.assertLess(out["reactors_busy_cores"], 0.003 / 0.05)
+        self.assertNotIn("gone", out)
+        self.assertNotIn("absent", out)
+
     def test_window_sampler_cut_short_reports_nothing(self):
         now = time.monotonic()
         sampler = procstat.WindowSampler({"me": os.getpid()}, now + 5, now + 10)

@@ -92,10 +92,30 @@ class GoalsTest(unittest.TestCase):
                          ["client_cpus_busy"], 0.97)
         self.assertEqual(goals["4 KiB random, one session at QD32 (iscsi-perf)"]
                          ["client_cpus_busy"], 0.75)
-        # CPU and latency goals are about the target alone.
+        # Latency goals are about the target alone.
         self.assertIsNone(goals["4 KiB QD1 randread p50 latency"]["client_cpus_busy"])
         doc["goals"] = report.goals(results)
         self.assertIn("| ≥ 3.0 | no | 97% |", report.markdown(doc))
+
+    def test_goals_and_cells_tell_how_busy_lunars_reactors_were(self):
+        doc = document()
+        for r in doc["cells"]:
+            if r["target"] == "lunar" and r["cell"].startswith("fio-4k-rand"):
+                r["target_reactors_busy"] = 0.4 if "read" in r["cell"] else 0.55
+                r["target_busy_us_per_io"] = 3.25
+        results = {(r["cell"], r["target"]): r for r in doc["cells"]}
+        goals = {g["goal"].split(":")[0]: g for g in report.goals(results)}
+        self.assertEqual(goals["4 KiB random, 8 sessions (fio 8 jobs, read and write)"]
+                         ["lunar_reactors_busy"], 0.55)
+        self.assertEqual(goals["target CPU per 4 KiB I/O (fio randread 8 jobs)"]
+                         ["lunar_reactors_busy"], 0.4)
+        self.assertIsNone(goals["4 KiB random, one session at QD32 (iscsi-perf)"]
+                          ["lunar_reactors_busy"])
+        doc["goals"] = report.goals(results)
+        text = report.markdown(doc)
+        self.assertIn("| ≥ 3.0 | no | 75% | 55% |", text)
+        line = next(x for x in text.splitlines() if x.startswith("| fio 4 KiB randread, 8 jobs |"))
+        self.assertIn("| 4.0 | 40% | 3.2 |", line)
 
 
 class MarkdownTest(unittest.TestCase):

@@ -73,6 +73,20 @@ class GoalsTest(unittest.TestCase):
         self.assertIsNotNone(fio8["value"])
 
 
+class ReactorBusyTest(unittest.TestCase):
+    def test_the_reactors_busy_share_is_folded_and_carried_by_the_goals(self):
+        rows = three_rounds()
+        for r in rows:
+            if (r["cell"], r["target"]) == ("load-4k-randread-8s", "lunar"):
+                r["target_reactors_busy"] = {1: 0.5, 2: 0.9, 3: 0.6}[r["round"]]
+        folded = report.by_cell(rounds.fold(rows))
+        self.assertEqual(folded[("load-4k-randread-8s", "lunar")]["target_reactors_busy"], 0.6)
+        goals = {g["goal"].split(":")[0]: g for g in rounds.goals(rows)}
+        saturated = goals["target CPU per 4 KiB I/O, both targets saturated (lunar-load randread "
+                          "8 x QD16)"]
+        self.assertEqual(saturated["lunar_reactors_busy"], 0.6)
+
+
 class TableTest(unittest.TestCase):
     def test_table_shows_round_ratios_and_their_median(self):
         rows = three_rounds()
@@ -86,7 +100,8 @@ class TableTest(unittest.TestCase):
         # Ratios 5.36, 10.71, 5.36 by round: the median is 5.36.
         self.assertTrue(perf_line.endswith("| 5.36 10.71 5.36 |"), perf_line)
         self.assertIn("| 5.36 |", perf_line)
-        self.assertIn("| goal | median | wanted | met | client CPUs busy | per round |", text)
+        self.assertIn("| goal | median | wanted | met | client CPUs busy | lunar reactors busy | "
+                      "per round |", text)
 
     def test_one_round_keeps_the_plain_table(self):
         doc = document()

@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
+use std::time::{Duration, Instant};
+
 use lunar_tests::cli::{lunarctl, lunarctl_call, non_empty_lines};
+use lunar_tests::libiscsi::{iscsi_inq, iscsi_readcapacity16};
 use lunar_tests::process::ToolOutput;
 use lunar_tests::rpc::json_mentions;
 use lunar_tests::{Backing, Export};
@@ -76,5 +79,73 @@ fn device_add_subcommand_adds_a_device() {
         export.failure(&format!(
             "`lunarctl device add` did not add the device: {devices}"
         ))
+    );
+}
+
+/// Per reactor: (busy, idle poll, sleep) in µs, from a `stats_get` result.
+fn reactor_times(stats: &Value) -> Vec<(u64, u64, u64)> {
+    let field = |r: &Value, name: &str| r[name].as_u64().expect("a count of µs");
+    stats["reactors"]
+        .as_array()
+        .expect("stats_get lists the reactors")
+        .iter()
+        .map(|r| {
+            (
+                field(r, "busy_us"),
+                field(r, "idle_poll_us"),
+                field(r, "sleep_us"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn stats_account_for_all_of_each_reactors_time() {
+    let export = Export::whole(Backing::sparse_file(BACKING_LEN_BYTES), "ctl-load");
+    let sample = || {
+        let sent = Instant::now();
+        let stats = export.daemon.call("stats_get", json!({}));
+        (sent, Instant::now(), reactor_times(&stats))
+    };
+    let (first_sent, first_back, before) = sample();
+    for out in [
+        iscsi_inq(&export.url()),
+        iscsi_readcapacity16(&export.url()),
+    ] {
+        assert!(out.success(), "{}", export.failure(&out.to_string()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (second_sent, second_back, after) = sample();
+    assert!(!before.is_empty() && before.len() == after.len());
+    // Each reactor answers at the start of a turn of its loop, between the request and the
+    // answer; the time counted in between must be the time that passed, all of it.
+    let slack = Duration::from_millis(1);
+    let least = second_sent.duration_since(first_back).saturating_sub(slack);
+    let most = second_back.duration_since(first_sent) + slack;
+    for (index, (b, a)) in before.iter().zip(&after).enumerate() {
+        let counted = Duration::from_micros((a.0 + a.1 + a.2) - (b.0 + b.1 + b.2));
+        assert!(
+            counted >= least && counted <= most,
+            "{}",
+            export.failure(&format!(
+                "reactor {index} counted {counted:?} between samples {least:?} to {most:?} apart"
+            ))
+        );
+    }
+    let busy: u64 = before.iter().zip(&after).map(|(b, a)| a.0 - b.0).sum();
+    assert!(
+        busy > 0,
+        "{}",
+        export.failure("logins and commands counted no busy time")
+    );
+    let out = lunarctl(export.daemon.rpc_socket(), &["stats"]);
+    assert!(out.success(), "{}", export.failure(&out.to_string()));
+    let header = non_empty_lines(&out.output)
+        .into_iter()
+        .position(|line| line.starts_with("REACTOR"));
+    assert!(
+        header.is_some_and(|at| non_empty_lines(&out.output).len() == at + 1 + after.len()),
+        "{}",
+        export.failure(&format!("`lunarctl stats` shows a line per reactor: {out}"))
     );
 }

@@ -4,7 +4,7 @@
 use lunar_api::daemon::DaemonInfo;
 use lunar_api::device::{DeviceInfo, DeviceKind, DeviceListResult};
 use lunar_api::method;
-use lunar_api::stats::StatsGetResult;
+use lunar_api::stats::{ReactorLoadInfo, StatsGetResult};
 use lunar_api::target::{LunSpec, TargetInfo, TargetListResult};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -209,12 +209,17 @@ pub fn show(command: &Command, result: &Value, as_json: bool) -> Result<String, 
                     ]
                 })
                 .collect::<Vec<_>>();
-            render(
+            let volumes = render(
                 &[
                     "VOLUME", "READS", "WRITES", "READ", "WRITTEN", "P50 us", "P99 us", "MAX us",
                 ],
                 &rows,
-            )
+            );
+            if stats.reactors.is_empty() {
+                volumes
+            } else {
+                format!("{volumes}\n{}", show_reactor_load(&stats.reactors))
+            }
         }
         Command::Mirror(crate::tasks::MirrorCommand::Remove { volume, index }) => {
             format!("leg {index} of volume {volume} removed")
@@ -246,6 +251,35 @@ fn mode(lun: &LunSpec) -> &'static str {
         (true, true) => "ro,removable",
         (false, true) => "rw,removable",
     }
+}
+
+/// The reactors' time since the daemon started: busy, polling with nothing to do, asleep.
+fn show_reactor_load(reactors: &[ReactorLoadInfo]) -> String {
+    let seconds = |us: u64| format!("{:.1}", us as f64 / 1e6);
+    let rows = reactors
+        .iter()
+        .map(|r| {
+            vec![
+                r.reactor.to_string(),
+                r.core.to_string(),
+                format!("{:.1}%", r.busy_percent()),
+                seconds(r.busy_us),
+                seconds(r.idle_poll_us),
+                seconds(r.sleep_us),
+            ]
+        })
+        .collect::<Vec<_>>();
+    render(
+        &[
+            "REACTOR",
+            "CORE",
+            "BUSY",
+            "BUSY s",
+            "IDLE POLL s",
+            "SLEEP s",
+        ],
+        &rows,
+    )
 }
 
 pub(crate) fn dash_if_empty(text: String) -> String {
@@ -371,6 +405,27 @@ mod tests {
             "initiators": ["iqn.a", "iqn.b"], "chap": {"username": "u", "secret_set": true}, "mutual_chap": null}]});
         let text = show(&command(&["target", "list"]), &guarded, false).expect("show");
         assert!(text.contains("rw    chap  iqn.a,iqn.b"), "{text}");
+    }
+
+    #[test]
+    fn stats_show_volumes_then_reactors() {
+        let stats = json!({"volumes": [{"name": "v", "read_ops": 5, "write_ops": 0, "read_bytes": 20480,
+            "write_bytes": 0, "latency_us_p50": 60, "latency_us_p90": 70, "latency_us_p99": 90,
+            "latency_us_p999": 100, "latency_us_max": 120}],
+            "reactors": [{"reactor": 0, "core": 1, "busy_us": 3_000_000, "idle_poll_us": 500_000, "sleep_us": 500_000}]});
+        let text = show(&command(&["stats"]), &stats, false).expect("show");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("VOLUME"), "{text}");
+        assert!(lines[1].starts_with("v  "), "{text}");
+        assert!(lines[3].starts_with("REACTOR  CORE  BUSY"), "{text}");
+        assert!(
+            lines[4].contains("0        1     75.0%  3.0     0.5          0.5"),
+            "{text}"
+        );
+        // A daemon that reports no reactors prints the volumes alone.
+        let old = json!({"volumes": []});
+        let text = show(&command(&["stats"]), &old, false).expect("show");
+        assert!(!text.contains("REACTOR"), "{text}");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lunar_reactor::{
-    BackendError, BackendFile, DataPlane, PortalError, PublishError, RangeLocks, ReactorRequest,
-    RequestId, Snapshot, VolumeStats,
+    BackendError, BackendFile, DataPlane, PortalError, PublishError, RangeLocks, ReactorLoadStats,
+    ReactorRequest, RequestId, Snapshot, VolumeStats,
 };
 use lunar_scsi::ScsiReply;
 
@@ -41,6 +41,10 @@ impl Publisher for DataPlane {
 
     fn stats(&mut self) -> Vec<VolumeStats> {
         DataPlane::stats(self)
+    }
+
+    fn reactor_load(&mut self) -> Vec<ReactorLoadStats> {
+        DataPlane::reactor_load(self)
     }
 
     fn portals(&self) -> Vec<SocketAddr> {

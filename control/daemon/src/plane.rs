@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lunar_reactor::{
-    BackendError, BackendFile, PortalError, PublishError, RangeLocks, ReactorRequest, RequestId,
-    Snapshot, VolumeStats,
+    BackendError, BackendFile, PortalError, PublishError, RangeLocks, ReactorLoadStats,
+    ReactorRequest, RequestId, Snapshot, VolumeStats,
 };
 use lunar_scsi::ScsiReply;
 
@@ -30,6 +30,8 @@ pub trait Publisher {
     fn range_locks(&self, volume_uid: u64) -> Option<Arc<RangeLocks>>;
     /// Per-volume counters, summed over reactors.
     fn stats(&mut self) -> Vec<VolumeStats>;
+    /// Where each reactor's time went since it started.
+    fn reactor_load(&mut self) -> Vec<ReactorLoadStats>;
     /// Every portal served now (the `--listen` address first, unless it was removed).
     fn portals(&self) -> Vec<SocketAddr>;
     /// Serve iSCSI on `addr` too; returns the bound address (port 0 picks one).

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lunar_reactor::{
     BackendError, BackendFile, BackendKind, ChapAuth, PortalError, PublishError, RangeLocks,
-    ReactorRequest, RequestId, Snapshot, VolumeStats,
+    ReactorLoadStats, ReactorRequest, RequestId, Snapshot, VolumeStats,
 };
 use lunar_scsi::{ReservationState, ScsiReply};
 use lunar_volume::layout::Layout;
@@ -167,6 +167,7 @@ pub struct PlaneState {
     pub completes_after_queries: Option<u32>,
     pub fail_publish: bool,
     pub stats: Vec<VolumeStats>,
+    pub reactor_load: Vec<ReactorLoadStats>,
     pub shut_down: bool,
     /// Portals served, the listen address first.
     pub portals: Vec<SocketAddr>,
@@ -193,6 +194,7 @@ impl Default for PlaneState {
             completes_after_queries: None,
             fail_publish: false,
             stats: Vec::new(),
+            reactor_load: Vec::new(),
             shut_down: false,
             portals: vec![FAKE_LISTEN.parse().expect("listen address")],
             unbindable: Vec::new(),
@@ -316,6 +318,10 @@ impl Publisher for FakePlane {
 
     fn stats(&mut self) -> Vec<VolumeStats> {
         self.state().stats.clone()
+    }
+
+    fn reactor_load(&mut self) -> Vec<ReactorLoadStats> {
+        self.state().reactor_load.clone()
     }
 
     fn portals(&self) -> Vec<SocketAddr> {

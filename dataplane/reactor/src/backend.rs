@@ -340,7 +340,11 @@ mod tests {
         let flags = open_flags(&backend);
         assert_eq!(flags & libc::O_ACCMODE, libc::O_RDWR);
         assert_ne!(flags & libc::O_CLOEXEC, 0);
-        assert_ne!(flags & libc::O_NOATIME, 0, "its owner reads it without atime updates");
+        assert_ne!(
+            flags & libc::O_NOATIME,
+            0,
+            "its owner reads it without atime updates"
+        );
         // The temp directory's filesystem decides; the flag must agree with `direct`.
         assert_eq!(flags & libc::O_DIRECT != 0, backend.direct);
         assert!(backend.logical_block_bytes.is_power_of_two());

@@ -17,7 +17,7 @@ use crate::range_locks::RangeLocks;
 use crate::reactor::Reactor;
 use crate::requests::{ReactorRequest, RequestId};
 use crate::snapshot::Snapshot;
-use crate::stats::VolumeCounters;
+use crate::stats::{ReactorLoad, ReactorReport, VolumeCounters};
 
 /// How long the control thread waits for every reactor to acknowledge a message.
 pub const REACTOR_ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,6 +77,16 @@ pub enum PublishError {
     NotAcknowledged(usize, u64),
 }
 
+/// Where one reactor's time went since it started (see [`ReactorLoad`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReactorLoadStats {
+    /// The reactor's index (its thread is `lunar-reactor-<index>`).
+    pub reactor: usize,
+    /// The core it is pinned to.
+    pub core: usize,
+    pub load: ReactorLoad,
+}
+
 /// Per-volume I/O statistics, summed over reactors.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VolumeStats {
@@ -97,7 +107,9 @@ struct ReactorHandle {
     thread: Option<JoinHandle<()>>,
     installed: u64,
     drained_below: u64,
-    stats: Option<Vec<VolumeCounters>>,
+    /// The core the reactor is pinned to.
+    core: usize,
+    stats: Option<ReactorReport>,
     stopped: bool,
     /// Newest `AbortTasks` id this reactor finished.
     tasks_aborted: u64,
@@ -203,6 +215,7 @@ impl DataPlane {
                 thread: Some(thread),
                 installed: 0,
                 drained_below: 0,
+                core,
                 stats: None,
                 stopped: false,
                 tasks_aborted: 0,
@@ -470,8 +483,9 @@ impl DataPlane {
         self.locks.get(&volume_uid).cloned()
     }
 
-    /// Per-volume statistics of the volumes in the newest table, summed over reactors.
-    pub fn stats(&mut self) -> Vec<VolumeStats> {
+    /// Ask every reactor for its counters and wait for the answers (a reactor that does not
+    /// answer in time is left out).
+    fn collect_reports(&mut self) {
         for handle in &mut self.reactors {
             handle.stats = None;
         }
@@ -479,9 +493,32 @@ impl DataPlane {
             let _ = self.send(index, ToReactor::StatsRequest);
         }
         let _ = self.wait_for(|h| h.stats.is_some());
+    }
+
+    /// Where each reactor's time went since it started.
+    pub fn reactor_load(&mut self) -> Vec<ReactorLoadStats> {
+        self.collect_reports();
+        self.reactors
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(reactor, handle)| {
+                let report = handle.stats.take()?;
+                Some(ReactorLoadStats {
+                    reactor,
+                    core: handle.core,
+                    load: report.load,
+                })
+            })
+            .collect()
+    }
+
+    /// Per-volume statistics of the volumes in the newest table, summed over reactors.
+    pub fn stats(&mut self) -> Vec<VolumeStats> {
+        self.collect_reports();
         let mut merged: Vec<VolumeCounters> = Vec::new();
         for handle in &mut self.reactors {
-            for counters in handle.stats.take().unwrap_or_default() {
+            let volumes = handle.stats.take().map(|r| r.volumes).unwrap_or_default();
+            for counters in volumes {
                 match merged.iter_mut().find(|m| m.uid == counters.uid) {
                     Some(m) => m.merge(&counters),
                     None => merged.push(counters),

@@ -29,10 +29,12 @@ mod tables;
 
 pub use backend::{BackendError, BackendFile, BackendKind};
 pub use dataplane::{
-    DataPlane, DataPlaneConfig, PollMode, PortalError, PublishError, StartError, VolumeStats,
+    DataPlane, DataPlaneConfig, PollMode, PortalError, PublishError, ReactorLoadStats, StartError,
+    VolumeStats,
 };
 pub use dirty::DirtyRegions;
 pub use range_locks::RangeLocks;
 pub use requests::{DeviceRange, Nexus, ReactorRequest, RequestId, RequestKind};
 pub use snapshot::{ChapAuth, ChapSecret, LunEntry, Snapshot, TargetEntry, VolumeEntry};
+pub use stats::ReactorLoad;
 pub use tables::MAX_TRANSFER_BYTES;

@@ -14,7 +14,7 @@ use lunar_scsi::ScsiReply;
 use crate::range_locks::RangeLocks;
 use crate::requests::ReactorRequest;
 use crate::snapshot::Snapshot;
-use crate::stats::VolumeCounters;
+use crate::stats::ReactorReport;
 
 /// Messages a reactor can hold queued from the control thread.
 pub const TO_REACTOR_RING_CAPACITY: usize = 64;
@@ -72,7 +72,7 @@ pub enum FromReactor {
     /// A table no reactor command uses any more; dropped by the control thread so the data
     /// path never frees it.
     Release(Arc<Snapshot>),
-    Stats(Vec<VolumeCounters>),
+    Stats(ReactorReport),
     /// The reactor left its loop.
     Stopped,
     /// Something only the control thread can answer.

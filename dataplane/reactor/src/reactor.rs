@@ -32,7 +32,7 @@ use crate::mailbox::{FromReactor, Mailbox, ToReactor};
 use crate::portals::Listeners;
 use crate::resets::Resets;
 use crate::snapshot::Snapshot;
-use crate::stats::ReactorStats;
+use crate::stats::{ReactorStats, Turn};
 use crate::tables::{Tables, MAX_TRANSFER_BYTES};
 
 /// Submission queue entries per ring.
@@ -252,11 +252,14 @@ impl Reactor {
         }
         // The end of the last turn that did work: the adaptive spin counts from there.
         let mut last_work = Instant::now();
-        let mut previous_turn_worked = false;
+        let mut previous_turn = Turn::Polled;
         let mut shutdown_deadline = u64::MAX;
         loop {
+            let turn_started = self.now;
             self.now = Instant::now();
-            if previous_turn_worked {
+            let turn_ns = self.now.saturating_duration_since(turn_started).as_nanos() as u64;
+            self.stats.count_turn(previous_turn, turn_ns);
+            if previous_turn == Turn::Worked {
                 last_work = self.now;
             }
             let mut worked = self.poll_mailbox();
@@ -281,13 +284,15 @@ impl Reactor {
                     tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
                 }
             }
-            previous_turn_worked = worked;
             if worked {
+                previous_turn = Turn::Worked;
                 continue;
             }
+            previous_turn = Turn::Polled;
             if self.poll_mode == PollMode::Adaptive
                 && self.now.saturating_duration_since(last_work) > ADAPTIVE_SPIN
             {
+                previous_turn = Turn::Slept;
                 // A command parked on a range lock is released by another thread, which does
                 // not wake this ring: look again soon rather than at the next tick.
                 let wait = if self.parked.is_empty() {

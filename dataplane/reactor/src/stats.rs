@@ -1,5 +1,8 @@
 //! Per-volume I/O counters each reactor keeps (ops, bytes, latency histogram in µs), keyed by
-//! the volume's stable uid; the control thread merges them across reactors.
+//! the volume's stable uid; the control thread merges them across reactors. And the reactor's
+//! own load: how its time splits between turns of its loop that did work and turns that found
+//! none (spinning, or asleep in the ring), which tells whether the reactor or its clients are
+//! the limit whatever the poll mode (a busy-polling reactor uses all of its core either way).
 
 use hdrhistogram::Histogram;
 use lunar_wire::keyhash::KeyHashMap;
@@ -41,10 +44,38 @@ impl VolumeCounters {
     }
 }
 
+/// Where a reactor's time went since it started, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReactorLoad {
+    /// Turns of the loop that did work (completions, messages), with the submissions that
+    /// ended them.
+    pub busy_ns: u64,
+    /// Turns that found nothing to do and went round again (busy mode, or the adaptive spin).
+    pub idle_poll_ns: u64,
+    /// Asleep in the ring waiting for a completion (adaptive mode).
+    pub sleep_ns: u64,
+}
+
+/// What the last turn of the loop was, for [`ReactorStats::count_turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    Worked,
+    Polled,
+    Slept,
+}
+
+/// What a reactor answers a stats request with.
+#[derive(Debug, Clone)]
+pub struct ReactorReport {
+    pub volumes: Vec<VolumeCounters>,
+    pub load: ReactorLoad,
+}
+
 /// A reactor's counters.
 #[derive(Default)]
 pub struct ReactorStats {
     volumes: KeyHashMap<u64, VolumeCounters>,
+    load: ReactorLoad,
 }
 
 /// What kind of I/O finished.
@@ -77,8 +108,21 @@ impl ReactorStats {
             .saturating_record(latency_us.clamp(1, LATENCY_US_MAX_TRACKED));
     }
 
-    pub fn snapshot(&self) -> Vec<VolumeCounters> {
-        self.volumes.values().cloned().collect()
+    /// Count `elapsed_ns`, the length of a turn of the loop, as what the turn was.
+    pub fn count_turn(&mut self, turn: Turn, elapsed_ns: u64) {
+        let counter = match turn {
+            Turn::Worked => &mut self.load.busy_ns,
+            Turn::Polled => &mut self.load.idle_poll_ns,
+            Turn::Slept => &mut self.load.sleep_ns,
+        };
+        *counter += elapsed_ns;
+    }
+
+    pub fn snapshot(&self) -> ReactorReport {
+        ReactorReport {
+            volumes: self.volumes.values().cloned().collect(),
+            load: self.load,
+        }
     }
 }
 
@@ -92,11 +136,28 @@ mod tests {
         let mut b = ReactorStats::default();
         a.record(7, IoKind::Read, 4096, 100);
         b.record(7, IoKind::Write, 512, 300);
-        let mut merged = a.snapshot().remove(0);
-        merged.merge(&b.snapshot()[0]);
+        let mut merged = a.snapshot().volumes.remove(0);
+        merged.merge(&b.snapshot().volumes[0]);
         assert_eq!((merged.read_ops, merged.write_ops), (1, 1));
         assert_eq!((merged.read_bytes, merged.write_bytes), (4096, 512));
         assert_eq!(merged.latency_us.len(), 2);
         assert!(merged.latency_us.value_at_quantile(1.0) >= 300);
+    }
+
+    #[test]
+    fn turns_add_up_by_kind() {
+        let mut stats = ReactorStats::default();
+        stats.count_turn(Turn::Worked, 300);
+        stats.count_turn(Turn::Polled, 20);
+        stats.count_turn(Turn::Worked, 200);
+        stats.count_turn(Turn::Slept, 1_000_000);
+        assert_eq!(
+            stats.snapshot().load,
+            ReactorLoad {
+                busy_ns: 500,
+                idle_poll_ns: 20,
+                sleep_ns: 1_000_000
+            }
+        );
     }
 }

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lunar_api::daemon::DaemonInfo;
-use lunar_api::stats::{StatsGetParams, StatsGetResult, VolumeStatsInfo};
+use lunar_api::stats::{ReactorLoadInfo, StatsGetParams, StatsGetResult, VolumeStatsInfo};
 use lunar_api::API_VERSION;
 
 use crate::config::Config;
@@ -289,7 +289,19 @@ impl Controller {
                 },
             })
             .collect();
-        Ok(StatsGetResult { volumes })
+        let reactors = self
+            .publisher
+            .reactor_load()
+            .into_iter()
+            .map(|r| ReactorLoadInfo {
+                reactor: r.reactor,
+                core: r.core,
+                busy_us: r.load.busy_ns / 1_000,
+                idle_poll_us: r.load.idle_poll_ns / 1_000,
+                sleep_us: r.load.sleep_ns / 1_000,
+            })
+            .collect();
+        Ok(StatsGetResult { volumes, reactors })
     }
 
     pub fn daemon_info(&self) -> DaemonInfo {

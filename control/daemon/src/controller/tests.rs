@@ -492,12 +492,50 @@ fn stats_cover_every_volume() {
         })
         .expect("one");
     assert_eq!(one.volumes.len(), 1);
+    assert!(all.reactors.is_empty() && one.reactors.is_empty());
     let missing = c
         .stats_get(StatsGetParams {
             volume: Some("zz".into()),
         })
         .expect_err("missing");
     assert_eq!(missing.code(), lunar_api::code::NOT_FOUND);
+}
+
+#[test]
+fn stats_report_every_reactor_in_microseconds() {
+    let (mut c, plane, _) = populated();
+    plane.state().reactor_load = vec![
+        lunar_reactor::ReactorLoadStats {
+            reactor: 0,
+            core: 2,
+            load: lunar_reactor::ReactorLoad {
+                busy_ns: 3_000_999,
+                idle_poll_ns: 1_000_000,
+                sleep_ns: 0,
+            },
+        },
+        lunar_reactor::ReactorLoadStats {
+            reactor: 1,
+            core: 3,
+            load: lunar_reactor::ReactorLoad {
+                busy_ns: 0,
+                idle_poll_ns: 0,
+                sleep_ns: 5_000,
+            },
+        },
+    ];
+    let stats = c
+        .stats_get(StatsGetParams {
+            volume: Some("vol1".into()),
+        })
+        .expect("stats");
+    let seen: Vec<(usize, usize, u64, u64, u64)> = stats
+        .reactors
+        .iter()
+        .map(|r| (r.reactor, r.core, r.busy_us, r.idle_poll_us, r.sleep_us))
+        .collect();
+    assert_eq!(seen, vec![(0, 2, 3_000, 1_000, 0), (1, 3, 0, 0, 5)]);
+    assert_eq!(stats.reactors[0].busy_percent(), 75.0);
 }
 
 #[test]
