@@ -17,7 +17,7 @@ import time
 from . import clients, matrix, profile, report, rounds
 from .backing import Backing
 from .procstat import WindowSampler, rss_bytes
-from .targets import Lunar, Tgt, taskset
+from .targets import Lunar, Spdk, Tgt, taskset
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIENT_GRACE_S = 60
@@ -60,7 +60,12 @@ def parse_args(argv):
                    help="lunard's --poll-mode [busy]")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin targets to CPUs 0..cores-1 and clients to the others")
-    p.add_argument("--targets", default="tgt,lunar", help="targets to run [tgt,lunar]")
+    p.add_argument("--targets",
+                   help="targets to run: tgt, lunar, spdk [tgt,lunar; with --spdk, "
+                   "tgt,lunar,spdk]")
+    p.add_argument("--spdk", metavar="ISCSI_TGT",
+                   help="SPDK's iscsi_tgt binary, built beforehand: runs SPDK as a third "
+                   "target on the same device (see bench/README.md)")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the whole matrix N times and report medians (see "
                    "lunarbench/rounds.py) [1]")
@@ -81,10 +86,16 @@ def parse_args(argv):
     args.ramp_s = args.ramp_s if args.ramp_s is not None else (1.0 if args.quick else 2.0)
     args.size = args.size or ((512 << 20) if args.quick else (2 << 30))
     args.idle_sessions = args.idle_sessions or (16 if args.quick else 64)
+    if args.targets is None:
+        args.targets = "tgt,lunar,spdk" if args.spdk else "tgt,lunar"
     args.targets = [t for t in args.targets.split(",") if t]
     args.cells = [c for c in args.cells.split(",") if c]
-    if set(args.targets) - {"tgt", "lunar"}:
-        p.error("--targets takes tgt and/or lunar")
+    if set(args.targets) - {"tgt", "lunar", "spdk"}:
+        p.error("--targets takes tgt, lunar and spdk")
+    if "spdk" in args.targets and not args.spdk:
+        p.error("the spdk target needs --spdk PATH (SPDK's iscsi_tgt)")
+    if args.spdk and not (os.path.isfile(args.spdk) and os.access(args.spdk, os.X_OK)):
+        p.error(f"--spdk {args.spdk}: not an executable file")
     if args.runtime_s < 2:
         p.error("--runtime-s must be at least 2")
     if args.rounds < 1:
@@ -117,7 +128,7 @@ def build_tools(args):
                         os.path.join(REPO, "bench", "Cargo.toml")], check=True, cwd=REPO)
         load = os.path.join(target_dir or os.path.join(REPO, "bench", "target"), "release",
                             "lunar-load")
-    for tool in ("tgtd", "tgtadm", "iscsi-perf", "losetup", "taskset", "dd"):
+    for tool in ("tgtd", "tgtadm", "iscsi-perf", "iscsi-inq", "losetup", "taskset", "dd"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (bench/run.sh installs it)")
     return fio, lunard, load
@@ -327,6 +338,9 @@ def main(argv=None):
                                      args.cores, args.poll_mode,
                                      os.path.join(out_dir, "lunard.log"),
                                      target_cpus).start())
+            if "spdk" in args.targets:
+                targets.append(Spdk(args.spdk, backing.path, 512,
+                                    os.path.join(out_dir, "spdk.log"), target_cpus).start())
             for target in targets:
                 target.pause()
             # Idle sessions first, while the targets' heaps are fresh: memory freed by earlier
@@ -339,8 +353,9 @@ def main(argv=None):
                 "date": stamp, "command": shlex.join(["bench/run.sh", *sys.argv[1:]]),
                 "git_commit": git, "cpus": cpus, "kernel": platform.release(),
                 "backing": f"{backing.kind} ({backing.size_bytes >> 20} MiB)",
-                "lunard_version": Lunar.version(targets[-1]) if "lunar" in args.targets
-                else "-",
+                "lunard_version": next((t.version() for t in targets if t.name == "lunar"),
+                                       "-"),
+                "spdk_version": next((t.version() for t in targets if t.name == "spdk"), None),
                 "tgt_version": f"tgt {tool_version(['tgtd', '--version'])}",
                 "fio_version": tool_version([fio, "--version"]),
                 "cores": args.cores, "poll_mode": args.poll_mode,

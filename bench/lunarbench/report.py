@@ -1,5 +1,6 @@
 """What a run leaves behind: results.json (every cell, with the machine and the versions),
-results.md (a table of tgt against lunar, the ratios and the goals of issue 5), chart.png."""
+results.md (a table of tgt against lunar, one of SPDK against lunar when SPDK ran, the ratios
+and the goals of issue 5), chart.png."""
 
 import json
 import statistics
@@ -18,12 +19,13 @@ def _metric(results, cell, target, key):
     return row["metrics"].get(key)
 
 
-def _ratio(results, cell, key="iops"):
-    tgt = _metric(results, cell, "tgt", key)
+def _ratio(results, cell, key="iops", peer="tgt"):
+    """lunar's figure over the peer's in one cell (None without both)."""
+    theirs = _metric(results, cell, peer, key)
     lunar = _metric(results, cell, "lunar", key)
-    if not tgt or lunar is None:
+    if not theirs or lunar is None:
         return None
-    return lunar / tgt
+    return lunar / theirs
 
 
 def _lat(results, cell, target, key):
@@ -36,8 +38,8 @@ def _cpu(results, cell, target):
     return row.get("target_cpu_us_per_io") if row else None
 
 
-def _min_ratio(results, cells, key="iops"):
-    ratios = [_ratio(results, c, key) for c in cells]
+def _min_ratio(results, cells, key="iops", peer="tgt"):
+    ratios = [_ratio(results, c, key, peer) for c in cells]
     return None if any(r is None for r in ratios) else min(ratios)
 
 
@@ -114,7 +116,32 @@ def goals(results):
         add(f"64 sessions against 8 ({client}, lunar): IOPS(64) / IOPS(8)",
             many_iops / few_iops if many_iops is not None and few_iops else None, 0.9,
             True, [many, few])
+    if any(target == "spdk" for _, target in results):
+        _spdk_goals(results, add)
     return out
+
+
+def _spdk_goals(results, add):
+    """The goals against SPDK's iSCSI target, the peer to beat: lunar at least at its level
+    (a ratio of 1 or more; for latency, 1 or less)."""
+    add("4 KiB random, one session at QD32 (iscsi-perf): lunar IOPS / SPDK IOPS",
+        _ratio(results, "iscsi-perf-4k-qd32", peer="spdk"), 1.0, True, ["iscsi-perf-4k-qd32"])
+    add("the same 1 x QD32 load from lunar-load: lunar IOPS / SPDK IOPS",
+        _ratio(results, "load-4k-randread-1s-qd32", peer="spdk"), 1.0, True,
+        ["load-4k-randread-1s-qd32"])
+    fio8 = ["fio-4k-randread-8j", "fio-4k-randwrite-8j"]
+    add("4 KiB random, 8 sessions (fio 8 jobs, read and write): lunar IOPS / SPDK IOPS",
+        _min_ratio(results, fio8, peer="spdk"), 1.0, True, fio8)
+    load8 = ["load-4k-randread-8s", "load-4k-randwrite-8s"]
+    add("4 KiB random, 8 x QD16 (lunar-load, read and write): lunar IOPS / SPDK IOPS",
+        _min_ratio(results, load8, peer="spdk"), 1.0, True, load8)
+    seq = ["fio-128k-read-4j", "fio-128k-write-4j"]
+    add("128 KiB sequential, 4 jobs (read and write): lunar MiB/s / SPDK MiB/s",
+        _min_ratio(results, seq, "bw_bytes_per_s", peer="spdk"), 1.0, True, seq)
+    spdk_p50 = _lat(results, "fio-4k-randread-1j", "spdk", "p50")
+    lunar_p50 = _lat(results, "fio-4k-randread-1j", "lunar", "p50")
+    add("4 KiB QD1 randread p50 latency: lunar / SPDK",
+        lunar_p50 / spdk_p50 if spdk_p50 and lunar_p50 is not None else None, 1.0, False)
 
 
 def _fmt(value, digits=0):
@@ -137,14 +164,16 @@ def markdown(document):
     meta = document["meta"]
     rounds = meta.get("rounds", 1)
     rows = by_cell(document["cells"])
+    has_spdk = any(target == "spdk" for _, target in rows)
+    spdk_text = f", {meta.get('spdk_version') or 'SPDK'} (iscsi_tgt, AIO bdev)" if has_spdk else ""
     lines = [
-        f"# lunar vs tgt — {meta['date']}",
+        f"# lunar vs tgt{' and SPDK' if has_spdk else ''} — {meta['date']}",
         "",
         f"Command: `{meta['command']}`",
         "",
         f"Machine: {meta['cpus']} CPUs, kernel {meta['kernel']}. Backing: {meta['backing']}. "
         f"{meta['lunard_version']} (`--cores {meta['cores']} --poll-mode "
-        f"{meta['poll_mode']}`), {meta['tgt_version']}; fio {meta['fio_version']}. "
+        f"{meta['poll_mode']}`), {meta['tgt_version']}{spdk_text}; fio {meta['fio_version']}. "
         f"Targets pinned to CPUs {meta['target_cpus'] or 'any'}, clients to "
         f"{meta['client_cpus'] or 'any'}. {meta['runtime_s']} s per cell after "
         f"{meta['ramp_s']} s of ramp.",
@@ -175,16 +204,10 @@ def markdown(document):
         else:
             ratio = (lm["iops"] / tm["iops"]) if tm and lm and tm["iops"] else None
 
-        def cell_text(row, key, scale=1.0, digits=0):
-            m = row.get("metrics")
-            if row.get("error"):
-                return "error"
-            return _fmt(m[key] / scale, digits) if m else "-"
-
         lines.append(
-            f"| {cell['title']} | {cell_text(tgt, 'iops')} | {cell_text(lunar, 'iops')} | "
-            f"{_fmt(ratio, 2)} | {cell_text(tgt, 'bw_bytes_per_s', MIB, 1)} | "
-            f"{cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(tm)} | "
+            f"| {cell['title']} | {_cell_text(tgt, 'iops')} | {_cell_text(lunar, 'iops')} | "
+            f"{_fmt(ratio, 2)} | {_cell_text(tgt, 'bw_bytes_per_s', MIB, 1)} | "
+            f"{_cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(tm)} | "
             f"{_lat_text(lm)} | {_fmt(tgt.get('target_cpu_us_per_io'), 1)} | "
             f"{_fmt(lunar.get('target_cpu_us_per_io'), 1)} | "
             f"{_pct(lunar.get('target_reactors_busy'))} | "
@@ -193,6 +216,8 @@ def markdown(document):
             f"{_pct(tgt.get('client_cpus_busy'))}/{_pct(lunar.get('client_cpus_busy'))} |"
             + (f" {' '.join(_fmt(r, 2) for r in per_round)} |" if rounds > 1 else "")
         )
+    if has_spdk:
+        lines += _spdk_table(document, rows, rounds)
     raw = [r for r in document["cells"] if r["target"] == "raw"]
     if raw:
         lines += ["", "Ceiling (fio io_uring on the backing device, no target):", ""]
@@ -248,11 +273,52 @@ def markdown(document):
     return "\n".join(lines) + "\n"
 
 
-def _round_ratios(tgt, lunar):
-    """lunar IOPS / tgt IOPS in every round both measured (None where one of them failed)."""
-    pairs = zip(tgt.get("round_iops") or [], lunar.get("round_iops") or [])
-    return [lunar_iops / tgt_iops if tgt_iops and lunar_iops is not None else None
-            for tgt_iops, lunar_iops in pairs]
+def _spdk_table(document, rows, rounds):
+    """The markdown lines of the table of SPDK against lunar, cell by cell."""
+    lines = [
+        "",
+        "Against SPDK's iSCSI target (the same cells, run one right after the other with "
+        "tgt's and lunar's):",
+        "",
+        "| cell | SPDK IOPS | lunar IOPS | lunar/SPDK | SPDK MiB/s | lunar MiB/s | "
+        "SPDK lat µs p50/p99/p99.9 | lunar lat µs p50/p99/p99.9 | client CPUs busy SPDK/lunar |"
+        + (" lunar/SPDK per round |" if rounds > 1 else ""),
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if rounds > 1 else ""),
+    ]
+    for cell in document["cell_order"]:
+        spdk = rows.get((cell["id"], "spdk"), {})
+        lunar = rows.get((cell["id"], "lunar"), {})
+        sm, lm = spdk.get("metrics"), lunar.get("metrics")
+        per_round = _round_ratios(spdk, lunar)
+        if rounds > 1:
+            ratio = median(per_round)
+        else:
+            ratio = (lm["iops"] / sm["iops"]) if sm and lm and sm["iops"] else None
+        lines.append(
+            f"| {cell['title']} | {_cell_text(spdk, 'iops')} | {_cell_text(lunar, 'iops')} | "
+            f"{_fmt(ratio, 2)} | {_cell_text(spdk, 'bw_bytes_per_s', MIB, 1)} | "
+            f"{_cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(sm)} | "
+            f"{_lat_text(lm)} | "
+            f"{_pct(spdk.get('client_cpus_busy'))}/{_pct(lunar.get('client_cpus_busy'))} |"
+            + (f" {' '.join(_fmt(r, 2) for r in per_round)} |" if rounds > 1 else "")
+        )
+    return lines
+
+
+def _cell_text(row, key, scale=1.0, digits=0):
+    """One metric of a row for a table: "error" if its run failed, "-" if it has none."""
+    m = row.get("metrics")
+    if row.get("error"):
+        return "error"
+    return _fmt(m[key] / scale, digits) if m else "-"
+
+
+def _round_ratios(peer, lunar):
+    """lunar IOPS / the peer's IOPS in every round both measured (None where one of them
+    failed)."""
+    pairs = zip(peer.get("round_iops") or [], lunar.get("round_iops") or [])
+    return [lunar_iops / peer_iops if peer_iops and lunar_iops is not None else None
+            for peer_iops, lunar_iops in pairs]
 
 
 def _pct(share):
@@ -277,7 +343,9 @@ def chart(path, document):
         return False
     rows = by_cell(document["cells"])
     cells = document["cell_order"]
-    colors = {"tgt": "#8c8c8c", "lunar": "#2b6cb0"}
+    colors = {"tgt": "#8c8c8c", "lunar": "#2b6cb0", "spdk": "#2f855a"}
+    names = [t for t in ("tgt", "lunar", "spdk") if any(target == t for _, target in rows)]
+    width = 0.8 / max(len(names), 1)
 
     def values(ids, target, fn):
         out = []
@@ -287,10 +355,10 @@ def chart(path, document):
         return out
 
     def bars(ax, ids, labels, fn, ylabel, title, log=False):
-        width = 0.38
         xs = range(len(ids))
-        for i, target in enumerate(("tgt", "lunar")):
-            ax.bar([x + (i - 0.5) * width for x in xs], values(ids, target, fn), width,
+        for i, target in enumerate(names):
+            offset = (i - (len(names) - 1) / 2) * width
+            ax.bar([x + offset for x in xs], values(ids, target, fn), width,
                    label=target, color=colors[target])
         ax.set_xticks(list(xs))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
@@ -322,13 +390,13 @@ def chart(path, document):
         for key in ("p50", "p99", "p99_9"):
             lat_ids.append((c["id"], key))
             lat_labels.append(f"{short(c)} {key.replace('_', '.')}")
-    width = 0.38
-    for i, target in enumerate(("tgt", "lunar")):
+    for i, target in enumerate(names):
         vals = []
         for cid, key in lat_ids:
             lat = ((rows.get((cid, target)) or {}).get("metrics") or {}).get("lat_us") or {}
             vals.append(lat.get(key) or 0.0)
-        axes[1][0].bar([x + (i - 0.5) * width for x in range(len(lat_ids))], vals, width,
+        offset = (i - (len(names) - 1) / 2) * width
+        axes[1][0].bar([x + offset for x in range(len(lat_ids))], vals, width,
                        label=target, color=colors[target])
     axes[1][0].set_xticks(list(range(len(lat_ids))))
     axes[1][0].set_xticklabels(lat_labels, rotation=30, ha="right", fontsize=7)
@@ -338,7 +406,8 @@ def chart(path, document):
     axes[1][0].legend(fontsize=7)
     bars(axes[1][1], [c["id"] for c in small], [short(c) for c in small],
          lambda row: row.get("target_cpu_us_per_io"), "µs", "target CPU per I/O (4 KiB)")
-    fig.suptitle(f"lunar vs tgt — {document['meta']['date']}", fontsize=11)
+    peers = " and ".join(n if n == "tgt" else "SPDK" for n in names if n != "lunar")
+    fig.suptitle(f"lunar vs {peers} — {document['meta']['date']}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

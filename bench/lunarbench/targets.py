@@ -1,7 +1,8 @@
-"""The two targets under test, started on the same backing device: tgt (tgtd + tgtadm, with
---bsoflags direct) and lunard (a linear volume over the whole device). Each can be paused
-(SIGSTOP) while the other one is measured, so a busy-polling lunard does not steal the CPU tgt
-runs on, and neither serves anything between its cells."""
+"""The targets under test, started on the same backing device: tgt (tgtd + tgtadm, with
+--bsoflags direct), lunard (a linear volume over the whole device) and, when given a binary,
+SPDK's iscsi_tgt (an AIO bdev on the device). Each can be paused (SIGSTOP) while another one
+is measured, so a busy-polling target does not steal the CPU the measured one runs on, and none
+serves anything between its cells."""
 
 import json
 import os
@@ -18,6 +19,10 @@ STOP_TIMEOUT_S = 10
 RPC_TIMEOUT_S = 30
 TGT_IQN = "iqn.2026-11.dev.lunar.bench:tgt"
 LUNAR_IQN = "iqn.2026-11.dev.lunar.bench:lunar"
+SPDK_IQN = "iqn.2026-11.dev.lunar.bench:spdk"
+# Memory SPDK's DPDK environment reserves up front, in MiB (from anonymous memory: the bench
+# runs it without hugepages, so it needs no set-up of the machine).
+SPDK_MEM_MB = 1024
 
 
 def free_port():
@@ -71,6 +76,22 @@ class Target:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def wait_serving(url, target, log_path, what):
+    """Waits until the LUN at `url` answers an INQUIRY (iscsi-inq logs in, asks, logs out)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            done = subprocess.run(["iscsi-inq", url], capture_output=True, timeout=5)
+            if done.returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            pass
+        if not target.alive() or time.monotonic() > deadline:
+            target.stop()
+            raise RuntimeError(f"{what} does not serve {url}; see {log_path}")
+        time.sleep(0.2)
 
 
 class Tgt(Target):
@@ -237,3 +258,95 @@ class Lunar(Target):
     def version(self):
         out = subprocess.run([self.lunard, "--version"], capture_output=True, text=True)
         return out.stdout.strip()
+
+
+def spdk_config(device, block_size, port, queue_depth=128):
+    """The JSON configuration SPDK's iscsi_tgt starts from (`--json`): an AIO bdev over the
+    device (O_DIRECT, as tgt's --bsoflags direct and lunard's backing), one portal on
+    127.0.0.1:port, an initiator group taking anyone from 127.0.0.1, and one target node with
+    the bdev on LUN 0, CHAP off."""
+    return {"subsystems": [
+        {"subsystem": "bdev", "config": [
+            {"method": "bdev_aio_create",
+             "params": {"name": "bench0", "filename": device, "block_size": block_size}},
+        ]},
+        {"subsystem": "iscsi", "config": [
+            {"method": "iscsi_create_portal_group",
+             "params": {"tag": 1, "portals": [{"host": "127.0.0.1", "port": str(port)}]}},
+            {"method": "iscsi_create_initiator_group",
+             "params": {"tag": 1, "initiators": ["ANY"], "netmasks": ["127.0.0.1/32"]}},
+            {"method": "iscsi_create_target_node",
+             "params": {"name": SPDK_IQN, "alias_name": "bench0",
+                        "luns": [{"bdev_name": "bench0", "lun_id": 0}],
+                        "pg_ig_maps": [{"pg_tag": 1, "ig_tag": 1}],
+                        "queue_depth": queue_depth, "disable_chap": True}},
+        ]},
+    ]}
+
+
+def spdk_command(binary, cpus, config_path, rpc_socket):
+    """iscsi_tgt's command line: its reactors on `cpus` (core 0 without pinning), no
+    hugepages, no PCI."""
+    mask = sum(1 << c for c in (cpus or [0]))
+    return [binary, "-m", hex(mask), "--no-huge", "-s", str(SPDK_MEM_MB), "-u",
+            "--disable-cpumask-locks",
+            "-r", rpc_socket, "--json", config_path]
+
+
+def spdk_library_path(binary):
+    """The directory of the shared libraries of an SPDK build tree (build/bin/iscsi_tgt ->
+    build/lib), when there is one, for LD_LIBRARY_PATH; None otherwise."""
+    lib = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(binary))), "lib")
+    return lib if os.path.isdir(lib) else None
+
+
+class Spdk(Target):
+    """SPDK's iscsi_tgt, the peer the goals name: one busy-polled reactor per CPU it is given,
+    an AIO bdev on the backing device, LUN 0."""
+
+    name = "spdk"
+
+    def __init__(self, binary, device, block_size, log_path, cpus):
+        super().__init__()
+        self.binary = binary
+        self.device = device
+        self.block_size = block_size
+        self.log_path = log_path
+        self.cpus = list(cpus)
+        self.port = free_port()
+        self.state_dir = tempfile.mkdtemp(prefix="lunar-bench-spdk-")
+
+    def start(self):
+        config_path = os.path.join(self.state_dir, "iscsi.json")
+        with open(config_path, "w", encoding="utf-8") as f:
+            json.dump(spdk_config(self.device, self.block_size, self.port), f, indent=1)
+        env = dict(os.environ)
+        lib = spdk_library_path(self.binary)
+        if lib:
+            env["LD_LIBRARY_PATH"] = ":".join(p for p in (lib, env.get("LD_LIBRARY_PATH")) if p)
+        cmd = spdk_command(self.binary, self.cpus, config_path,
+                           os.path.join(self.state_dir, "spdk.sock"))
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*taskset(self.cpus), *cmd], stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )
+        self.url = f"iscsi://127.0.0.1:{self.port}/{SPDK_IQN}/0"
+        wait_serving(self.url, self, self.log_path, "SPDK's iscsi_tgt")
+        return self
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def version(self):
+        """SPDK's version from the line it logged at start ("Starting SPDK v25.09 git sha1 ...
+        / DPDK 22.11.11 initialization...")."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if "Starting SPDK" in line:
+                        return line.split("Starting ", 1)[1].split(" initialization")[0]
+        except OSError:
+            pass
+        return "SPDK (version unknown)"
