@@ -46,7 +46,10 @@ if ! command -v qemu-img >/dev/null 2>&1 || ! qemu_iscsi_module; then
         "${sudo[@]}" apt-get update -q
         "${sudo[@]}" apt-get install -y -q --no-install-recommends qemu-utils qemu-block-extra
     else
-        if ! apt-cache show "qemu-block-extra=$version" >/dev/null 2>&1; then
+        # `apt-cache show PKG=VERSION` exits 0 even when no source has that version: ask
+        # madison, which lists the versions the sources have.
+        if ! apt-cache madison qemu-block-extra | awk -F'|' '{gsub(/ /, "", $2); print $2}' |
+            grep -qxF "$version"; then
             codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
             if [[ "$version" == *bpo* ]]; then
                 echo "deb http://deb.debian.org/debian ${codename}-backports main" |

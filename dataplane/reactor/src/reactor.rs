@@ -2,12 +2,15 @@
 //! and the commands they issue. The loop, in this order each turn:
 //!
 //! 1. mailbox — install new table generations, answer stats requests, shutdown;
-//! 2. reap — a bounded batch of completions, each dispatched by its [`Op`];
+//! 2. reap — a bounded batch of completions, each dispatched by its [`Op`]; whenever
+//!    [`EARLY_SUBMIT_ENTRIES`] entries wait in the submission queue meanwhile, they are
+//!    submitted at once, so the device (a kernel worker on another core, for a loop device)
+//!    starts on the first reads of a burst while the rest of it is still being dispatched;
 //! 3. connections — timers (keep-alive, close linger) every tick, parked commands retried;
 //!    then every connection that has something to send gets one send with all of it, and a
 //!    receive is kept armed;
 //! 4. generations — retire old tables nothing pins, report "drained";
-//! 5. submit — one io_uring_enter for everything queued this turn;
+//! 5. submit — one io_uring_enter for everything still queued this turn (the sends);
 //! 6. spin or park — busy mode loops at once; adaptive mode spins a while, then sleeps in
 //!    io_uring_enter until a completion, the mailbox eventfd or the tick timeout wakes it.
 
@@ -45,6 +48,14 @@ pub const CONNECTIONS_PER_REACTOR_MAX: usize = 1024;
 pub const COMMANDS_IN_FLIGHT_MAX: usize = 4096;
 /// Completions handled per loop turn before looking at the mailbox again.
 pub const REAP_BATCH: usize = 256;
+/// Entries queued while completions are dispatched that are submitted without waiting for the
+/// end of the turn. Measured with lunar-load on a loop device over tmpfs (busy mode, one core,
+/// alternating with the same build submitting once a turn): 8 sessions x QD16 of 4 KiB gained
+/// 1–9% (random reads and writes alike), 64 sessions x QD2 5–10%; one session at QD32 and
+/// iscsi-perf moved by -4% to +2%, QD1 by -1 to -2%, within the noise of the machine. With 1,
+/// every command read from a socket costs a system call of its own, and iscsi-perf at QD32
+/// lost up to 10%.
+pub const EARLY_SUBMIT_ENTRIES: usize = 2;
 /// Small I/O buffers (64 KiB each) and large ones (`MAX_TRANSFER_BYTES` each) per reactor.
 pub const SMALL_BUFFERS: usize = 256;
 pub const SMALL_BUFFER_BYTES: usize = 64 * 1024;
@@ -415,6 +426,11 @@ impl Reactor {
                 Op::Shutdown(conn) => self.on_shutdown_done(conn),
                 Op::Ignore => {}
                 Op::Backend { cmd, piece } => self.on_backend(cmd, piece, completion.result),
+            }
+            if self.ring.unsubmitted() >= EARLY_SUBMIT_ENTRIES {
+                if let Err(e) = self.ring.submit() {
+                    tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
+                }
             }
         }
         self.completions = completions;

@@ -203,6 +203,11 @@ impl Ring {
         !self.ring.submission().is_empty()
     }
 
+    /// How many entries are queued but not yet submitted.
+    pub fn unsubmitted(&mut self) -> usize {
+        self.ring.submission().len()
+    }
+
     /// Submit what is queued without waiting.
     pub fn submit(&mut self) -> io::Result<usize> {
         match self.ring.submit() {
