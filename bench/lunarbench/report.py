@@ -195,20 +195,9 @@ def markdown(document):
         + ("--:|" if rounds > 1 else ""),
     ]
     for cell in document["cell_order"]:
-        tgt = rows.get((cell["id"], "tgt"), {})
-        lunar = rows.get((cell["id"], "lunar"), {})
-        tm, lm = tgt.get("metrics"), lunar.get("metrics")
-        per_round = _round_ratios(tgt, lunar)
-        if rounds > 1:
-            ratio = median(per_round)
-        else:
-            ratio = (lm["iops"] / tm["iops"]) if tm and lm and tm["iops"] else None
-
+        tgt, lunar, per_round, opening = _pair_columns(rows, cell, "tgt", rounds)
         lines.append(
-            f"| {cell['title']} | {_cell_text(tgt, 'iops')} | {_cell_text(lunar, 'iops')} | "
-            f"{_fmt(ratio, 2)} | {_cell_text(tgt, 'bw_bytes_per_s', MIB, 1)} | "
-            f"{_cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(tm)} | "
-            f"{_lat_text(lm)} | {_fmt(tgt.get('target_cpu_us_per_io'), 1)} | "
+            f"{opening} {_fmt(tgt.get('target_cpu_us_per_io'), 1)} | "
             f"{_fmt(lunar.get('target_cpu_us_per_io'), 1)} | "
             f"{_pct(lunar.get('target_reactors_busy'))} | "
             f"{_fmt(lunar.get('target_busy_us_per_io'), 1)} | "
@@ -286,23 +275,32 @@ def _spdk_table(document, rows, rounds):
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if rounds > 1 else ""),
     ]
     for cell in document["cell_order"]:
-        spdk = rows.get((cell["id"], "spdk"), {})
-        lunar = rows.get((cell["id"], "lunar"), {})
-        sm, lm = spdk.get("metrics"), lunar.get("metrics")
-        per_round = _round_ratios(spdk, lunar)
-        if rounds > 1:
-            ratio = median(per_round)
-        else:
-            ratio = (lm["iops"] / sm["iops"]) if sm and lm and sm["iops"] else None
+        spdk, lunar, per_round, opening = _pair_columns(rows, cell, "spdk", rounds)
         lines.append(
-            f"| {cell['title']} | {_cell_text(spdk, 'iops')} | {_cell_text(lunar, 'iops')} | "
-            f"{_fmt(ratio, 2)} | {_cell_text(spdk, 'bw_bytes_per_s', MIB, 1)} | "
-            f"{_cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(sm)} | "
-            f"{_lat_text(lm)} | "
-            f"{_pct(spdk.get('client_cpus_busy'))}/{_pct(lunar.get('client_cpus_busy'))} |"
+            f"{opening} {_pct(spdk.get('client_cpus_busy'))}/{_pct(lunar.get('client_cpus_busy'))} |"
             + (f" {' '.join(_fmt(r, 2) for r in per_round)} |" if rounds > 1 else "")
         )
     return lines
+
+
+def _pair_columns(rows, cell, peer, rounds):
+    """The peer's and lunar's rows of a cell, lunar/peer round by round, and the columns both
+    tables open with: cell, IOPS of each, the ratio (the median of the rounds' ratios with
+    several rounds), MiB/s of each, latency of each."""
+    theirs = rows.get((cell["id"], peer), {})
+    lunar = rows.get((cell["id"], "lunar"), {})
+    tm, lm = theirs.get("metrics"), lunar.get("metrics")
+    per_round = _round_ratios(theirs, lunar)
+    if rounds > 1:
+        ratio = median(per_round)
+    else:
+        ratio = (lm["iops"] / tm["iops"]) if tm and lm and tm["iops"] else None
+    opening = (
+        f"| {cell['title']} | {_cell_text(theirs, 'iops')} | {_cell_text(lunar, 'iops')} | "
+        f"{_fmt(ratio, 2)} | {_cell_text(theirs, 'bw_bytes_per_s', MIB, 1)} | "
+        f"{_cell_text(lunar, 'bw_bytes_per_s', MIB, 1)} | {_lat_text(tm)} | {_lat_text(lm)} |"
+    )
+    return theirs, lunar, per_round, opening
 
 
 def _cell_text(row, key, scale=1.0, digits=0):
