@@ -54,7 +54,7 @@ pub const REAP_BATCH: usize = 256;
 /// 1–9% (random reads and writes alike), 64 sessions x QD2 5–10%; one session at QD32 and
 /// iscsi-perf moved by -4% to +2%, QD1 by -1 to -2%, within the noise of the machine. With 1,
 /// every command read from a socket costs a system call of its own, and iscsi-perf at QD32
-/// lost up to 10%.
+/// lost up to 8%.
 pub const EARLY_SUBMIT_ENTRIES: usize = 2;
 /// Small I/O buffers (64 KiB each) and large ones (`MAX_TRANSFER_BYTES` each) per reactor.
 pub const SMALL_BUFFERS: usize = 256;
