@@ -291,9 +291,7 @@ impl Reactor {
                 break;
             }
             if self.ring.needs_enter() {
-                if let Err(e) = self.ring.submit() {
-                    tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
-                }
+                self.submit_queued();
             }
             if worked {
                 previous_turn = Turn::Worked;
@@ -398,10 +396,15 @@ impl Reactor {
     /// Submit what is queued (a close, a shutdown) and let the kernel post the completions it
     /// still holds as deferred work (an accept that raced the shutdown); true when none came.
     fn nothing_left_to_reap(&mut self) -> bool {
+        self.submit_queued();
+        !self.ring.has_completions()
+    }
+
+    /// Submit what is queued without waiting; a failure is logged.
+    fn submit_queued(&mut self) {
         if let Err(e) = self.ring.submit() {
             tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
         }
-        !self.ring.has_completions()
     }
 
     fn reap_and_dispatch(&mut self) -> bool {
@@ -428,9 +431,7 @@ impl Reactor {
                 Op::Backend { cmd, piece } => self.on_backend(cmd, piece, completion.result),
             }
             if self.ring.unsubmitted() >= EARLY_SUBMIT_ENTRIES {
-                if let Err(e) = self.ring.submit() {
-                    tracing::error!(reactor = self.id, "io_uring submit failed: {e}");
-                }
+                self.submit_queued();
             }
         }
         self.completions = completions;

@@ -198,11 +198,6 @@ impl Ring {
         !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
     }
 
-    /// Whether entries are queued but not yet submitted.
-    pub fn has_unsubmitted(&mut self) -> bool {
-        !self.ring.submission().is_empty()
-    }
-
     /// How many entries are queued but not yet submitted.
     pub fn unsubmitted(&mut self) -> usize {
         self.ring.submission().len()
