@@ -12,6 +12,11 @@ def by_cell(rows):
     return {(r["cell"], r["target"]): r for r in rows}
 
 
+def ran(results, target):
+    """Whether rows of `target` are among the results (keyed as `by_cell` keys them)."""
+    return any(name == target for _, name in results)
+
+
 def _metric(results, cell, target, key):
     row = results.get((cell, target))
     if not row or not row.get("metrics"):
@@ -116,7 +121,7 @@ def goals(results):
         add(f"64 sessions against 8 ({client}, lunar): IOPS(64) / IOPS(8)",
             many_iops / few_iops if many_iops is not None and few_iops else None, 0.9,
             True, [many, few])
-    if any(target == "spdk" for _, target in results):
+    if ran(results, "spdk"):
         _spdk_goals(results, add)
     return out
 
@@ -164,7 +169,7 @@ def markdown(document):
     meta = document["meta"]
     rounds = meta.get("rounds", 1)
     rows = by_cell(document["cells"])
-    has_spdk = any(target == "spdk" for _, target in rows)
+    has_spdk = ran(rows, "spdk")
     spdk_text = f", {meta.get('spdk_version') or 'SPDK'} (iscsi_tgt, AIO bdev)" if has_spdk else ""
     lines = [
         f"# lunar vs tgt{' and SPDK' if has_spdk else ''} — {meta['date']}",
@@ -342,7 +347,7 @@ def chart(path, document):
     rows = by_cell(document["cells"])
     cells = document["cell_order"]
     colors = {"tgt": "#8c8c8c", "lunar": "#2b6cb0", "spdk": "#2f855a"}
-    names = [t for t in ("tgt", "lunar", "spdk") if any(target == t for _, target in rows)]
+    names = [t for t in ("tgt", "lunar", "spdk") if ran(rows, t)]
     width = 0.8 / max(len(names), 1)
 
     def values(ids, target, fn):
