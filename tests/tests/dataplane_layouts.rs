@@ -73,6 +73,7 @@ impl Rig {
             poll_mode: PollMode::Adaptive,
             listen: "127.0.0.1:0".parse().expect("address"),
             connection: lunar_iscsi::ConnConfig::default(),
+            control_bell: lunar_reactor::Doorbell::unheard(),
         })
         .expect("data plane starts");
         let mut rig = Rig {

@@ -63,6 +63,10 @@ impl Publisher for DataPlane {
         DataPlane::poll(self)
     }
 
+    fn has_undelivered(&self) -> bool {
+        DataPlane::has_undelivered(self)
+    }
+
     fn answer(&mut self, id: RequestId, reply: ScsiReply) {
         DataPlane::answer(self, id, reply)
     }

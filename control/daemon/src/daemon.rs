@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use lunar_reactor::{DataPlane, DataPlaneConfig, StartError};
+use lunar_reactor::{DataPlane, DataPlaneConfig, Doorbell, StartError};
 
 use crate::adapter::BackendOpener;
 use crate::args::Args;
@@ -90,11 +90,16 @@ pub fn run(args: &Args, signals: Signals) -> Result<(), FatalError> {
 
     let (listener, socket_file) = server::bind(&socket_path)?;
     let cores = args.core_ids();
+    let (control, messages) = mpsc::channel();
+    let bell_channel = control.clone();
     let plane = DataPlane::start(DataPlaneConfig {
         cores: cores.clone(),
         poll_mode: args.poll_mode.mode(),
         listen: args.listen,
         connection: Default::default(),
+        control_bell: Doorbell::new(move || {
+            let _ = bell_channel.send(ControlMsg::DataPlane);
+        }),
     })?;
     let listen = plane.listen_addr();
     let mut controller = Controller::new(
@@ -121,7 +126,6 @@ pub fn run(args: &Args, signals: Signals) -> Result<(), FatalError> {
         }
     }
 
-    let (control, messages) = mpsc::channel();
     if let Err(e) = spawn_signal_thread(signals, control.clone())
         .and_then(|_| server::spawn_acceptor(listener, control))
     {

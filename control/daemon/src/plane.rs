@@ -40,6 +40,11 @@ pub trait Publisher {
     fn remove_portal(&mut self, addr: SocketAddr) -> Result<(), PortalError>;
     /// Requests the reactors sent since the last call; each must be [`Publisher::answer`]ed.
     fn poll(&mut self) -> Vec<ReactorRequest>;
+    /// Whether messages for the reactors wait for room in their mailboxes (the next
+    /// [`Publisher::poll`] retries them; no reactor says when there is room).
+    fn has_undelivered(&self) -> bool {
+        false
+    }
     /// Answer a request from [`Publisher::poll`].
     fn answer(&mut self, id: RequestId, reply: ScsiReply);
     /// PREEMPT AND ABORT: abort the tasks of volume `volume_uid` from these initiator ports on

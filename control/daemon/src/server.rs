@@ -31,6 +31,8 @@ pub enum ControlMsg {
         call: Call,
         reply: mpsc::Sender<Result<Value, RpcError>>,
     },
+    /// A reactor left a message for the control thread (its doorbell rang).
+    DataPlane,
     Shutdown,
 }
 
@@ -219,13 +221,18 @@ fn execute(control: &mpsc::Sender<ControlMsg>, call: Call) -> Result<Value, RpcE
     answer.recv().map_err(|_| shutting_down())?
 }
 
-/// How long the control loop waits for an RPC call before it looks at the data plane's
-/// requests again.
+/// How long the control loop waits for a call or a reactor's ring before it looks at the data
+/// plane again, while it waits for something no reactor rings for (see
+/// [`Controller::waits_without_doorbell`]).
 pub const DATA_PLANE_POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// How long the control loop sleeps otherwise: reactors ring for every message they send, so
+/// this only bounds how long a lost wake-up could go unnoticed.
+pub const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// Execute calls one at a time until told to shut down (or every sender is gone), answering
-/// the data plane's requests between calls and at least every [`DATA_PLANE_POLL_INTERVAL`],
-/// and advancing background tasks in between.
+/// the data plane's requests between calls and whenever a reactor rings, and advancing
+/// background tasks in between. It does not poll while idle: on a machine where it shares a
+/// core with a busy-polling reactor, each look would preempt the reactor.
 pub fn control_loop(controller: &mut Controller, messages: &mpsc::Receiver<ControlMsg>) {
     loop {
         controller.serve_data_plane();
@@ -233,8 +240,10 @@ pub fn control_loop(controller: &mut Controller, messages: &mpsc::Receiver<Contr
         let busy = controller.run_tasks();
         let wait = if busy {
             Duration::ZERO
-        } else {
+        } else if controller.waits_without_doorbell() {
             DATA_PLANE_POLL_INTERVAL
+        } else {
+            IDLE_WAIT
         };
         let message = match messages.recv_timeout(wait) {
             Ok(message) => message,
@@ -252,6 +261,7 @@ pub fn control_loop(controller: &mut Controller, messages: &mpsc::Receiver<Contr
                 }
                 let _ = reply.send(result);
             }
+            ControlMsg::DataPlane => {}
             ControlMsg::Shutdown => return,
         }
     }

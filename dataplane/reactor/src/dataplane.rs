@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use lunar_scsi::ScsiReply;
 
+use crate::doorbell::Doorbell;
 use crate::mailbox::{FromReactor, Mailbox, ToReactor};
 use crate::net;
 use crate::range_locks::RangeLocks;
@@ -39,6 +40,9 @@ pub struct DataPlaneConfig {
     pub poll_mode: PollMode,
     pub listen: SocketAddr,
     pub connection: lunar_iscsi::ConnConfig,
+    /// Rung by a reactor whenever it leaves the control thread a message (a request, a drained
+    /// generation, statistics): the control thread can sleep until then instead of polling.
+    pub control_bell: Arc<Doorbell>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +165,7 @@ impl DataPlane {
         let initial = Arc::new(Snapshot::default());
         let mut reactors = Vec::new();
         for (index, (core, listener)) in config.cores.iter().zip(listeners).enumerate() {
-            let mailbox = Mailbox::new().map_err(StartError::Ring)?;
+            let mailbox = Mailbox::new(config.control_bell.clone()).map_err(StartError::Ring)?;
             let core = *core;
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             let thread_mailbox = mailbox.clone();
@@ -269,6 +273,7 @@ impl DataPlane {
     fn drain_outboxes(&mut self) {
         let count = self.reactors.len();
         for handle in &mut self.reactors {
+            handle.mailbox.answer_control_bell();
             while let Some(message) = handle.mailbox.from_reactor.try_recv() {
                 match message {
                     FromReactor::Installed(generation) => {
@@ -321,6 +326,13 @@ impl DataPlane {
         self.flush_outgoing();
     }
 
+    /// Whether messages for reactors wait for room in their mailboxes: they go out at the
+    /// next [`poll`](DataPlane::poll) or [`answer`](DataPlane::answer), and no reactor rings to
+    /// say there is room.
+    pub fn has_undelivered(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
     /// Queue what waits for reactors, without blocking; what does not fit is kept.
     fn flush_outgoing(&mut self) {
         let pending = std::mem::take(&mut self.outgoing);
@@ -334,8 +346,8 @@ impl DataPlane {
     }
 
     /// Requests reactors sent since the last call (each must be answered with [`answer`]);
-    /// also carries reactor-to-reactor events. Call it often from the control thread (every
-    /// millisecond or so while idle).
+    /// also carries reactor-to-reactor events. Call it whenever the config's `control_bell`
+    /// notifies (or often, with a bell nobody hears).
     ///
     /// [`answer`]: DataPlane::answer
     pub fn poll(&mut self) -> Vec<ReactorRequest> {

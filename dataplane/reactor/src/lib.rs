@@ -12,6 +12,7 @@ mod control_requests;
 pub mod dataplane;
 mod device_files;
 mod dirty;
+mod doorbell;
 mod incoming;
 mod mailbox;
 mod net;
@@ -33,6 +34,7 @@ pub use dataplane::{
     VolumeStats,
 };
 pub use dirty::DirtyRegions;
+pub use doorbell::Doorbell;
 pub use range_locks::RangeLocks;
 pub use requests::{DeviceRange, Nexus, ReactorRequest, RequestId, RequestKind};
 pub use snapshot::{ChapAuth, ChapSecret, LunEntry, Snapshot, TargetEntry, VolumeEntry};

@@ -1,7 +1,8 @@
 //! The control thread ↔ reactor mailboxes: one bounded lock-free ring in each direction per
-//! reactor (each used by exactly one producer and one consumer), and an eventfd the control
-//! thread writes to wake a reactor sleeping in io_uring_enter. A full ring hands the message back
-//! (`try_send`), so neither side ever blocks on the other.
+//! reactor (each used by exactly one producer and one consumer), an eventfd the control thread
+//! writes to wake a reactor sleeping in io_uring_enter, and the [`Doorbell`] a reactor rings to
+//! wake the control thread. A full ring hands the message back (`try_send`), so neither side
+//! ever blocks on the other.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use crossbeam_queue::ArrayQueue;
 use lunar_iscsi::ResetFunction;
 use lunar_scsi::ScsiReply;
 
+use crate::doorbell::Doorbell;
 use crate::range_locks::RangeLocks;
 use crate::requests::ReactorRequest;
 use crate::snapshot::Snapshot;
@@ -122,10 +124,13 @@ pub struct Mailbox {
     pub to_reactor: Ring<ToReactor>,
     pub from_reactor: Ring<FromReactor>,
     waker: OwnedFd,
+    control_bell: Arc<Doorbell>,
 }
 
 impl Mailbox {
-    pub fn new() -> std::io::Result<Arc<Mailbox>> {
+    /// A mailbox whose reactor rings `control_bell` (shared by every reactor) for each
+    /// message it sends the control thread.
+    pub fn new(control_bell: Arc<Doorbell>) -> std::io::Result<Arc<Mailbox>> {
         // SAFETY: eventfd has no memory-safety preconditions; the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
         if fd < 0 {
@@ -136,7 +141,24 @@ impl Mailbox {
             from_reactor: Ring::new(FROM_REACTOR_RING_CAPACITY),
             // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
             waker: unsafe { OwnedFd::from_raw_fd(fd) },
+            control_bell,
         }))
+    }
+
+    /// Queue a message for the control thread and ring its doorbell (reactor side); a full
+    /// ring hands the message back.
+    // The message handed back is kept in the reactor's backlog: boxing it would cost an
+    // allocation on every send, full or not.
+    #[allow(clippy::result_large_err)]
+    pub fn send_to_control(&self, message: FromReactor) -> Result<(), FromReactor> {
+        self.from_reactor.try_send(message)?;
+        self.control_bell.ring();
+        Ok(())
+    }
+
+    /// Answer the control thread's doorbell before draining the mailboxes (control side).
+    pub fn answer_control_bell(&self) {
+        self.control_bell.answer();
     }
 
     /// The eventfd the reactor keeps a read armed on.

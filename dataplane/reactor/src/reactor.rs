@@ -224,14 +224,14 @@ impl Reactor {
     }
 
     pub(crate) fn send_to_control(&mut self, message: FromReactor) {
-        if let Err(message) = self.mailbox.from_reactor.try_send(message) {
+        if let Err(message) = self.mailbox.send_to_control(message) {
             self.outbox_backlog.push_back(message);
         }
     }
 
     fn flush_outbox_backlog(&mut self) {
         while let Some(message) = self.outbox_backlog.pop_front() {
-            if let Err(message) = self.mailbox.from_reactor.try_send(message) {
+            if let Err(message) = self.mailbox.send_to_control(message) {
                 self.outbox_backlog.push_front(message);
                 break;
             }

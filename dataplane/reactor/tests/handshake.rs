@@ -13,6 +13,7 @@ fn start(cores: usize, poll_mode: PollMode) -> DataPlane {
         poll_mode,
         listen: "127.0.0.1:0".parse().unwrap(),
         connection: lunar_iscsi::ConnConfig::default(),
+        control_bell: lunar_reactor::Doorbell::unheard(),
     })
     .expect("data plane starts")
 }

@@ -98,8 +98,9 @@ pub(super) fn check_condition(sense: Sense, transfer_len_bytes: u32) -> ScsiRepl
 
 impl Controller {
     /// Answer every request the reactors sent since the last call (events that expect no
-    /// answer are applied only); returns how many there were. The control loop calls it about
-    /// every millisecond.
+    /// answer are applied only); returns how many there were. The control loop calls it when
+    /// a reactor rings, and while [`Controller::waits_without_doorbell`] says so, about every
+    /// millisecond.
     pub fn serve_data_plane(&mut self) -> usize {
         self.release_drained_slots();
         for request in self.take_ready_deferred() {
@@ -144,6 +145,17 @@ impl Controller {
     }
 
     /// The kept requests whose wait is over, in the order they came.
+    /// Whether the control thread waits for something no reactor rings for: a copying task
+    /// held back by a range lock, a request deferred behind a fence, slots waiting for a
+    /// drain, or messages waiting for room in a reactor's mailbox. The control loop then
+    /// looks again soon rather than sleeping until a call or a ring.
+    pub fn waits_without_doorbell(&self) -> bool {
+        !self.deferred.is_empty()
+            || self.ledgers.any_pending()
+            || self.publisher.has_undelivered()
+            || self.has_running_task()
+    }
+
     fn take_ready_deferred(&mut self) -> Vec<ReactorRequest> {
         if self.deferred.is_empty() {
             return Vec::new();

@@ -220,6 +220,14 @@ impl Controller {
         })
     }
 
+    /// Whether a task is running (copying, or waiting for a drain or a range lock).
+    pub(super) fn has_running_task(&self) -> bool {
+        self.config
+            .tasks
+            .iter()
+            .any(|t| t.state == TaskStateConfig::Running)
+    }
+
     /// Copy for a while; true when a task has more to copy right now (call again soon).
     pub fn run_tasks(&mut self) -> bool {
         let started = Instant::now();
