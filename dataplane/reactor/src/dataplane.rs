@@ -136,6 +136,8 @@ pub struct DataPlane {
     locks: HashMap<u64, Arc<RangeLocks>>,
     /// The newest published table (for naming volumes in statistics).
     current: Arc<Snapshot>,
+    /// The doorbell every reactor rings; answered before the mailboxes are drained.
+    control_bell: Arc<Doorbell>,
 }
 
 impl DataPlane {
@@ -235,6 +237,7 @@ impl DataPlane {
             locks: HashMap::new(),
             abort_seq: 0,
             current: initial,
+            control_bell: config.control_bell,
         })
     }
 
@@ -272,8 +275,9 @@ impl DataPlane {
     /// Take every message the reactors sent; fan out the ones every reactor must hear.
     fn drain_outboxes(&mut self) {
         let count = self.reactors.len();
+        // One answer for every reactor's rings: a ring after it notifies again.
+        self.control_bell.answer();
         for handle in &mut self.reactors {
-            handle.mailbox.answer_control_bell();
             while let Some(message) = handle.mailbox.from_reactor.try_recv() {
                 match message {
                     FromReactor::Installed(generation) => {

@@ -156,11 +156,6 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Answer the control thread's doorbell before draining the mailboxes (control side).
-    pub fn answer_control_bell(&self) {
-        self.control_bell.answer();
-    }
-
     /// The eventfd the reactor keeps a read armed on.
     pub fn waker_fd(&self) -> RawFd {
         self.waker.as_raw_fd()

@@ -144,7 +144,6 @@ impl Controller {
         }
     }
 
-    /// The kept requests whose wait is over, in the order they came.
     /// Whether the control thread waits for something no reactor rings for: a copying task
     /// held back by a range lock, a request deferred behind a fence, slots waiting for a
     /// drain, or messages waiting for room in a reactor's mailbox. The control loop then
@@ -156,6 +155,7 @@ impl Controller {
             || self.has_running_task()
     }
 
+    /// The kept requests whose wait is over, in the order they came.
     fn take_ready_deferred(&mut self) -> Vec<ReactorRequest> {
         if self.deferred.is_empty() {
             return Vec::new();
